@@ -1,0 +1,101 @@
+"""NVIDIA Triton Inference Server: the ``tritonserver`` binary bundled in PyPI ``nvidia-pytriton``.
+
+Runs on the repository's ``triton_models/`` in explicit model-control mode, so a broken model
+never stops the server and models are loaded and unloaded through the model-control API.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+
+import httpx
+
+from rag.stack.components.base import Component
+
+
+def pytriton_dir() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("nvidia-pytriton is not installed; run `make install`")
+    return Path(spec.origin).parent
+
+
+class Triton(Component):
+    name = "triton"
+    startup_timeout = 60.0
+
+    @property
+    def runtime(self) -> Path:
+        return self.ctx.config.state_dir / "triton-runtime"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.ctx.host}:{self.ctx.config.ports.triton_http}"
+
+    def ports(self) -> dict[str, int]:
+        ports = self.ctx.config.ports
+        return {
+            "triton_http": ports.triton_http,
+            "triton_grpc": ports.triton_grpc,
+            "triton_metrics": ports.triton_metrics,
+        }
+
+    def endpoint(self) -> str:
+        return f"{self.ctx.host}:{self.ctx.config.ports.triton_grpc}"
+
+    def prepare(self) -> None:
+        """Lay out bin/, backends/ and caches/ with the stub for this Python (once)."""
+        marker = self.runtime / ".complete"
+        if marker.exists():
+            return
+        source = pytriton_dir() / "tritonserver"
+        shutil.rmtree(self.runtime, ignore_errors=True)
+        for part in ("bin", "backends", "caches"):
+            shutil.copytree(source / part, self.runtime / part, symlinks=True)
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        stub = source / "python_backend_stubs" / version / "triton_python_backend_stub"
+        shutil.copy2(stub, self.runtime / "backends" / "python" / "triton_python_backend_stub")
+        self.ctx.config.triton_model_repository.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        libs = [str(pytriton_dir().parent / "nvidia_pytriton.libs"), str(sysconfig.get_config_var("LIBDIR"))]
+        env["LD_LIBRARY_PATH"] = ":".join(libs)
+        env["ENABLE_GPU"] = "true" if self.ctx.config.enable_gpu else "false"
+        return env
+
+    def command(self) -> list[str]:
+        ports = self.ctx.config.ports
+        host = self.ctx.host
+        return [
+            str(self.runtime / "bin" / "tritonserver"),
+            f"--model-repository={self.ctx.config.triton_model_repository}",
+            f"--backend-directory={self.runtime / 'backends'}",
+            f"--cache-directory={self.runtime / 'caches'}",
+            "--model-control-mode=explicit",
+            "--exit-on-error=false",
+            "--strict-readiness=true",
+            f"--http-address={host}",
+            f"--http-port={ports.triton_http}",
+            f"--grpc-address={host}",
+            f"--grpc-port={ports.triton_grpc}",
+            f"--metrics-address={host}",
+            f"--metrics-port={ports.triton_metrics}",
+            "--allow-metrics=true",
+            "--allow-gpu-metrics=false",
+            "--log-verbose=0",
+        ]
+
+    def check(self) -> str:
+        ready = httpx.get(f"{self.http_url}/v2/health/ready", timeout=3)
+        ready.raise_for_status()
+        index = httpx.post(f"{self.http_url}/v2/repository/index", json={"ready": True}, timeout=5)
+        index.raise_for_status()
+        loaded = sorted(m["name"] for m in index.json() if m.get("state") == "READY")
+        models = ", ".join(loaded) if loaded else "no models loaded"
+        return f"Triton at grpc {self.endpoint()} / http {self.http_url} ({models})"

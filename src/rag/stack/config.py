@@ -1,0 +1,79 @@
+"""Where the local stack lives and which ports it uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+class Ports(BaseModel):
+    """One port per listening endpoint. SeaweedFS uses ``s3`` and the nine ports after it."""
+
+    postgres: int = Field(55432, ge=1, le=65535)
+    redis: int = Field(56379, ge=1, le=65535)
+    s3: int = Field(58333, ge=1, le=65525)
+    mlflow: int = Field(55000, ge=1, le=65535)
+    triton_http: int = Field(58000, ge=1, le=65535)
+    triton_grpc: int = Field(58001, ge=1, le=65535)
+    triton_metrics: int = Field(58002, ge=1, le=65535)
+    airflow: int = Field(58080, ge=1, le=65535)
+
+    def seaweed(self) -> dict[str, int]:
+        """SeaweedFS mini opens many listeners; pin every one of them next to the S3 port."""
+        base = self.s3
+        return {
+            "s3.port.grpc": base + 1,
+            "master.port": base + 2,
+            "master.port.grpc": base + 3,
+            "volume.port": base + 4,
+            "volume.port.grpc": base + 5,
+            "filer.port": base + 6,
+            "filer.port.grpc": base + 7,
+            "admin.port": base + 8,
+            "admin.port.grpc": base + 9,
+        }
+
+    def all_ports(self) -> dict[str, int]:
+        ports = {name: int(value) for name, value in self.model_dump().items()}
+        ports.update({f"seaweedfs {k}": v for k, v in self.seaweed().items()})
+        return ports
+
+
+class StackConfig(BaseSettings):
+    """The local stack's configuration, from ``RAG_*`` variables (e.g. ``RAG_PORTS__POSTGRES``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="ignore")
+
+    state_dir: Path = REPO_ROOT / ".rag"
+    host: str = "127.0.0.1"
+    ports: Ports = Ports()
+    repo_root: Path = REPO_ROOT
+    triton_model_repository: Path = REPO_ROOT / "triton_models"
+    dags_folder: Path = REPO_ROOT / "dags"
+    plugins_folder: Path = REPO_ROOT / "plugins"
+    enable_gpu: bool = False
+    # Components to run; tests may start a subset.
+    components: tuple[str, ...] = ("postgres", "redis", "objectstore", "mlflow", "triton", "airflow")
+    # PostgreSQL refuses to run as root: the stack runs it as this system user when root.
+    service_user: str = "ragstack"
+
+    @property
+    def config_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(self.model_dump_json(indent=2))
+
+    @classmethod
+    def load(cls, state_dir: Path | None = None) -> StackConfig:
+        """The configuration the stack in ``state_dir`` was started with, else the environment's."""
+        fresh = cls() if state_dir is None else cls(state_dir=state_dir)
+        if fresh.config_file.exists():
+            return cls.model_validate(json.loads(fresh.config_file.read_text()))
+        return fresh

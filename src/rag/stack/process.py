@@ -1,0 +1,241 @@
+"""Start and stop local server processes by PID file, safely.
+
+A PID file records the PID and the process's start time (from /proc), so a recycled PID is never
+mistaken for ours: ``stop`` signals only a process that it started itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.core.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+def _start_time(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, or None if there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name may contain spaces or parentheses: fields start after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited already
+        return None
+    return int(fields[19])
+
+
+@dataclass(frozen=True)
+class PidFile:
+    path: Path
+
+    def write(self, pid: int) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps({"pid": pid, "start_time": _start_time(pid)}))
+
+    def running_pid(self) -> int | None:
+        """The PID if the recorded process is still the one we started; clears a stale file."""
+        try:
+            record = json.loads(self.path.read_text())
+            pid, started = int(record["pid"]), record["start_time"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+        if _start_time(pid) is None or _start_time(pid) != started:
+            self.path.unlink(missing_ok=True)
+            return None
+        return pid
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def require_free_ports(component: str, host: str, ports: Mapping[str, int]) -> None:
+    """Raise one clear line if any port the component needs is taken by someone else."""
+    for name, port in ports.items():
+        if not port_is_free(host, port):
+            env = "RAG_PORTS__S3" if name.startswith("seaweedfs") else "RAG_PORTS__" + name.upper()
+            raise ConfigurationError(
+                f"{component}: port {port} ({name}) on {host} is already in use; stop whatever "
+                f"listens there or choose another port (e.g. {env}=<free port>)"
+            )
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    pid_file: PidFile,
+    env: Mapping[str, str],
+    cwd: Path,
+    user: str | None = None,
+) -> int:
+    """Start ``argv`` in its own session, output appended to ``log_path``; return its PID."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        out.flush()
+        uid = gid = None
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            uid, gid = entry.pw_uid, entry.pw_gid
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+            user=uid,
+            group=gid,
+            extra_groups=[] if user is not None else None,
+        )
+    pid_file.write(proc.pid)
+    return proc.pid
+
+
+def stop(pid_file: PidFile, *, sig: int = signal.SIGTERM, timeout: float = 30.0, group: bool = True) -> bool:
+    """Stop the process (group) we started; escalate to SIGKILL after ``timeout``. True if it ran.
+
+    ``group=False`` signals only the leader (a supervisor that stops its children in order);
+    whatever of its group is left once it has exited is killed.
+    """
+    pid = pid_file.running_pid()
+    if pid is None:
+        pid_file.clear()
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _start_time(pid) is None:
+            if not group and _group_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            if not _group_alive(pid):
+                break
+        _reap(pid)
+        time.sleep(0.1)
+    else:
+        log.warning("process %s did not stop in %.0fs; killing it", pid, timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _wait_gone(pid, 10.0)
+    pid_file.clear()
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg(…, 0) succeeds while zombies remain; look for a live member.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (_start_time(pid) is not None or _group_alive(pid)):
+        _reap(pid)
+        time.sleep(0.1)
+
+
+def wait_until(check: object, *, timeout: float, interval: float = 0.25, what: str) -> None:
+    """Poll ``check()`` (truthy = ready) until ``timeout``; raise TimeoutError naming ``what``."""
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:
+            last_error = exc
+        time.sleep(interval)
+    detail = f": {last_error}" if last_error else ""
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{detail}")
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (PostgreSQL's children start sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process tree: shared pages are split between sharers."""
+    total = 0
+    for member in descendants(pid):
+        try:
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total

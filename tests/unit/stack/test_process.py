@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.core.errors import ConfigurationError
+from rag.stack.process import PidFile, descendants, require_free_ports, spawn, stop
+
+
+def test_pid_file_ignores_a_recycled_pid(tmp_path: Path) -> None:
+    pid_file = PidFile(tmp_path / "x.pid")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        pid_file.write(proc.pid)
+        assert pid_file.running_pid() == proc.pid
+        record = json.loads(pid_file.path.read_text())
+        pid_file.path.write_text(json.dumps({"pid": proc.pid, "start_time": record["start_time"] + 1}))
+        assert pid_file.running_pid() is None  # same PID, other start time: not ours
+        assert not pid_file.path.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_spawn_and_stop_the_whole_group(tmp_path: Path) -> None:
+    pid_file = PidFile(tmp_path / "run" / "sleeper.pid")
+    script = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    pid = spawn(
+        [sys.executable, "-c", script], log_path=tmp_path / "log", pid_file=pid_file, env={}, cwd=tmp_path
+    )
+    deadline = time.monotonic() + 10
+    while len(descendants(pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    members = descendants(pid)
+    assert len(members) == 2
+    assert stop(pid_file, sig=signal.SIGTERM, timeout=10) is True
+    for member in members:
+        status = Path(f"/proc/{member}/stat")
+        assert not status.exists() or status.read_text().split(") ")[1].startswith("Z")
+    assert stop(pid_file) is False  # nothing left to stop
+
+
+def test_port_in_use_names_the_variable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigurationError, match=rf"port {port} \(mlflow\).*RAG_PORTS__MLFLOW"):
+            require_free_ports("mlflow", "127.0.0.1", {"mlflow": port})
