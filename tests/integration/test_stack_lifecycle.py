@@ -13,6 +13,7 @@ import pytest
 
 from rag.core.errors import ConfigurationError
 from rag.stack.config import StackConfig
+from rag.stack.process import alive
 from rag.stack.stack import LocalStack
 from tests.fixtures.stack import free_ports
 
@@ -51,7 +52,7 @@ def test_up_twice_down_and_data_survives(scratch_stack_dir: Path) -> None:
     down = _cli(scratch_stack_dir, "down")
     assert down.returncode == 0
     for pid in pids.values():
-        assert pid is not None and not Path(f"/proc/{pid}").exists()
+        assert pid is not None and not alive(pid)
     status = _cli(scratch_stack_dir, "status")
     assert status.returncode == 1 and "not running" in status.stdout
 

@@ -37,6 +37,11 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def alive(pid: int) -> bool:
+    """True while the process runs (a zombie that has exited but is not yet reaped counts as gone)."""
+    return _start_time(pid) is not None
+
+
 @dataclass(frozen=True)
 class PidFile:
     path: Path
