@@ -60,3 +60,7 @@ class FailedPrecondition(RagError):
 
 class ConfigurationError(RagError):
     """A setting is missing or wrong; the message names the variable and the fix."""
+
+
+class UnprocessableDocument(InvalidInput):
+    """A document that cannot be parsed; the message is its quarantine reason."""

@@ -1,0 +1,303 @@
+"""Typed client for RAG System's Triton models over ``tritonclient.grpc.aio``.
+
+One instance (one gRPC channel) per process, created at start-up and passed in. Every call has
+a deadline; UNAVAILABLE is retried with exponential backoff; Triton's errors become
+:mod:`rag.core.errors`. The request priority follows SPEC §2: interactive queries above
+generation above batch ingestion (Triton's priority 1 is served first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+import tritonclient.grpc.aio as triton_aio
+from numpy.typing import NDArray
+from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.utils import InferenceServerException
+
+from rag.core.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidInput,
+    Overloaded,
+    RagError,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+FloatArray = NDArray[np.float32]
+
+EMBEDDER = "embedder"
+RERANKER = "reranker"
+GENERATOR = "generator"
+MAX_BATCH = 32  # the embedder's and reranker's max_batch_size
+
+
+class Priority(enum.IntEnum):
+    INTERACTIVE = 1
+    GENERATION = 2
+    BATCH = 3
+
+
+@dataclass(frozen=True)
+class TritonOptions:
+    url: str
+    timeout_s: float = 30.0
+    max_retries: int = 3
+    backoff_s: float = 0.1
+
+
+def translate(exc: InferenceServerException, *, model: str) -> RagError:
+    """Triton's error -> the taxonomy, with a message that says what to do."""
+    status = str(exc.status() or "")
+    message = exc.message() or str(exc)
+    if "UNAVAILABLE" in status:
+        return Unavailable(f"Triton is unreachable ({message}); is the inference server running?")
+    if "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message:
+        return DeadlineExceeded(f"Triton model {model} did not answer within the deadline")
+    if "RESOURCE_EXHAUSTED" in status:
+        return Overloaded(f"Triton model {model} is overloaded: {message}")
+    if "INVALID_ARG" in status:
+        return InvalidInput(f"Triton model {model} rejected the request: {message}")
+    if "unknown model" in message or "is not ready" in message or "NOT_FOUND" in status:
+        return FailedPrecondition(f"Triton model {model} is not loaded or not ready: {message}")
+    return Unavailable(f"Triton model {model} failed: {message}")
+
+
+class TritonClient:
+    """The embedder, reranker and generator as typed async calls."""
+
+    def __init__(self, options: TritonOptions) -> None:
+        self.options = options
+        self._client = triton_aio.InferenceServerClient(url=options.url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> TritonClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _timeout(self, timeout: float | None) -> float:
+        return self.options.timeout_s if timeout is None else max(0.001, min(timeout, self.options.timeout_s))
+
+    async def _call(self, model: str, attempt: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+        """Run ``attempt`` with retries on UNAVAILABLE inside one overall deadline."""
+        deadline = time.monotonic() + self._timeout(timeout)
+        delay = self.options.backoff_s
+        for tries in range(self.options.max_retries + 1):
+            try:
+                return await attempt()
+            except InferenceServerException as exc:
+                error = translate(exc, model=model)
+                retryable = isinstance(error, Unavailable) and "UNAVAILABLE" in str(exc.status() or "")
+                if not retryable or tries == self.options.max_retries or time.monotonic() + delay >= deadline:
+                    raise error from None
+                log.warning("Triton unavailable for %s (try %d), retrying in %.2fs", model, tries + 1, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _remaining(self, deadline: float) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded("the deadline passed before Triton was called")
+        return left
+
+    # -- health and model control -------------------------------------------------------------
+    async def server_ready(self, timeout: float | None = 2.0) -> bool:
+        try:
+            return bool(await self._client.is_server_ready(client_timeout=self._timeout(timeout)))
+        except InferenceServerException:
+            return False
+
+    async def model_ready(self, model: str, version: str = "", timeout: float | None = 2.0) -> bool:
+        try:
+            return bool(
+                await self._client.is_model_ready(
+                    model, model_version=version, client_timeout=self._timeout(timeout)
+                )
+            )
+        except InferenceServerException:
+            return False
+
+    async def repository_index(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        async def attempt() -> list[dict[str, Any]]:
+            index = await self._client.get_model_repository_index(
+                as_json=True, client_timeout=self._timeout(timeout)
+            )
+            return list(index.get("models", []))
+
+        return await self._call("repository", attempt, timeout)
+
+    async def load_model(self, model: str, timeout: float | None = 300.0) -> None:
+        deadline = timeout or self.options.timeout_s
+        try:
+            await asyncio.wait_for(self._client.load_model(model, client_timeout=deadline), deadline)
+        except InferenceServerException as exc:
+            raise FailedPrecondition(f"Triton could not load model {model}: {exc.message() or exc}") from None
+
+    async def unload_model(self, model: str, timeout: float | None = 60.0) -> None:
+        try:
+            await self._client.unload_model(model, client_timeout=timeout)
+        except InferenceServerException as exc:
+            raise translate(exc, model=model) from None
+
+    async def statistics(self, model: str, timeout: float | None = None) -> dict[str, Any]:
+        async def attempt() -> dict[str, Any]:
+            stats = await self._client.get_inference_statistics(
+                model, as_json=True, client_timeout=self._timeout(timeout)
+            )
+            return dict(stats)
+
+        return await self._call(model, attempt, timeout)
+
+    # -- inference ----------------------------------------------------------------------------
+    async def embed(
+        self, texts: Sequence[str], *, priority: Priority = Priority.INTERACTIVE, timeout: float | None = None
+    ) -> FloatArray:
+        """L2-normalized embeddings, one row per text; sent as concurrent requests of <= 32 rows."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        deadline = time.monotonic() + self._timeout(timeout)
+
+        async def one(batch: Sequence[str]) -> FloatArray:
+            data = np.array([[t.encode("utf-8")] for t in batch], dtype=np.object_)
+            tensor = InferInput("TEXT", list(data.shape), "BYTES")
+            tensor.set_data_from_numpy(data)
+
+            async def attempt() -> FloatArray:
+                left = self._remaining(deadline)
+                result = await self._client.infer(
+                    EMBEDDER,
+                    [tensor],
+                    outputs=[InferRequestedOutput("EMBEDDING")],
+                    priority=int(priority),
+                    timeout=int(left * 1_000_000),
+                    client_timeout=left,
+                )
+                return np.asarray(result.as_numpy("EMBEDDING"), dtype=np.float32)
+
+            return await self._call(EMBEDDER, attempt, self._remaining(deadline))
+
+        parts = [texts[i : i + MAX_BATCH] for i in range(0, len(texts), MAX_BATCH)]
+        vectors = await asyncio.gather(*(one(part) for part in parts))
+        return np.concatenate(vectors, axis=0)
+
+    async def rerank(
+        self,
+        query: str,
+        passages: Sequence[str],
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        timeout: float | None = None,
+    ) -> FloatArray:
+        """Cross-encoder relevance scores, one per passage (higher is more relevant)."""
+        if not passages:
+            return np.zeros(0, dtype=np.float32)
+        deadline = time.monotonic() + self._timeout(timeout)
+
+        async def one(batch: Sequence[str]) -> FloatArray:
+            queries = np.array([[query.encode("utf-8")] for _ in batch], dtype=np.object_)
+            texts = np.array([[p.encode("utf-8")] for p in batch], dtype=np.object_)
+            q_in = InferInput("QUERY", list(queries.shape), "BYTES")
+            q_in.set_data_from_numpy(queries)
+            p_in = InferInput("PASSAGE", list(texts.shape), "BYTES")
+            p_in.set_data_from_numpy(texts)
+
+            async def attempt() -> FloatArray:
+                left = self._remaining(deadline)
+                result = await self._client.infer(
+                    RERANKER,
+                    [q_in, p_in],
+                    priority=int(priority),
+                    timeout=int(left * 1_000_000),
+                    client_timeout=left,
+                )
+                return np.asarray(result.as_numpy("SCORE"), dtype=np.float32).reshape(-1)
+
+            return await self._call(RERANKER, attempt, self._remaining(deadline))
+
+        parts = [passages[i : i + MAX_BATCH] for i in range(0, len(passages), MAX_BATCH)]
+        return np.concatenate(await asyncio.gather(*(one(part) for part in parts)))
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        stop: Sequence[str] = (),
+        timeout: float | None = None,
+        priority: Priority = Priority.GENERATION,
+    ) -> AsyncIterator[str]:
+        """Stream the generator's tokens as Triton produces them.
+
+        Closing the iterator early (or cancelling the task) cancels the Triton stream, which the
+        model sees through ``request.is_cancelled()``.
+        """
+        deadline = time.monotonic() + self._timeout(timeout)
+        inputs = [
+            _tensor("PROMPT", np.array([prompt.encode("utf-8")], dtype=np.object_), "BYTES"),
+            _tensor("MAX_TOKENS", np.array([max_tokens], dtype=np.int32), "INT32"),
+            _tensor("TEMPERATURE", np.array([temperature], dtype=np.float32), "FP32"),
+        ]
+        if stop:
+            inputs.append(
+                _tensor("STOP", np.array([s.encode("utf-8") for s in stop], dtype=np.object_), "BYTES")
+            )
+        finished = asyncio.Event()
+
+        async def requests() -> AsyncIterator[dict[str, Any]]:
+            yield {
+                "model_name": GENERATOR,
+                "inputs": inputs,
+                "priority": int(priority),
+                "parameters": {"triton_enable_empty_final_response": True},
+            }
+            await finished.wait()  # keep the stream open until the final response arrives
+
+        stream = self._client.stream_infer(requests(), stream_timeout=self._remaining(deadline))
+        try:
+            async for result, error in stream:
+                if error is not None:
+                    raise translate(error, model=GENERATOR)
+                response = result.get_response()
+                final = response.parameters.get("triton_final_response")
+                if response.outputs:
+                    token = result.as_numpy("TOKEN")
+                    if token is not None and token.size:
+                        value = token.reshape(-1)[0]
+                        yield value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                if final is not None and final.bool_param:
+                    break
+        except InferenceServerException as exc:
+            raise translate(exc, model=GENERATOR) from None
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise DeadlineExceeded("the generator did not finish within the deadline") from None
+            if exc.code() == grpc.StatusCode.CANCELLED:
+                raise asyncio.CancelledError from None
+            raise Unavailable(
+                f"Triton stream failed: {exc.details()}; is the inference server running?"
+            ) from None
+        finally:
+            finished.set()
+            stream.cancel()
+
+
+def _tensor(name: str, data: NDArray[Any], dtype: str) -> InferInput:
+    tensor = InferInput(name, list(data.shape), dtype)
+    tensor.set_data_from_numpy(data)
+    return tensor

@@ -1,0 +1,136 @@
+"""Token-aware chunking that respects document structure (SPEC §1).
+
+A chunk never crosses a heading: each section (the blocks under one heading) is chunked on its
+own. Within a section, paragraphs are packed until the next would pass ``chunk_tokens``; a
+paragraph that is too long alone is split at sentence ends, and a sentence that is still too
+long at word boundaries. Consecutive chunks of a section share about ``overlap_tokens`` of
+trailing sentences. Every chunk's text is the exact slice ``text[char_start:char_end]`` of the
+extracted text, so citations can quote it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from rag.core.documents import Block, Chunk, ParsedDocument
+from rag.core.errors import InvalidInput
+
+TokenCounter = Callable[[str], int]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=\S)")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class ChunkingOptions:
+    chunk_tokens: int = 200
+    overlap_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.chunk_tokens <= 8192:
+            raise InvalidInput("must be between 16 and 8192", field="chunk_tokens")
+        if not 0 <= self.overlap_tokens < self.chunk_tokens // 2 + 1:
+            raise InvalidInput("must be at least 0 and at most half of chunk_tokens", field="overlap_tokens")
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    tokens: int
+    page: int | None
+
+
+def _sentences(block: Block, text: str, count: TokenCounter, limit: int) -> Iterator[_Unit]:
+    """Split a block into units no longer than ``limit`` tokens (sentences, then word runs)."""
+    body = text[block.start : block.end]
+    cuts = [0, *(m.end() for m in _SENTENCE_END.finditer(body)), len(body)]
+    for lo, hi in itertools.pairwise(cuts):
+        piece = body[lo:hi].rstrip()
+        if not piece.strip():
+            continue
+        tokens = count(piece)
+        if tokens <= limit:
+            yield _Unit(block.start + lo, block.start + lo + len(piece), tokens, block.page)
+            continue
+        words = list(_WORD.finditer(piece))
+        run_start: int | None = None
+        run_tokens = prev_end = 0
+        for word in words:
+            word_tokens = max(1, count(word.group()))
+            if run_start is not None and run_tokens + word_tokens > limit:
+                yield _Unit(block.start + lo + run_start, block.start + lo + prev_end, run_tokens, block.page)
+                run_start, run_tokens = None, 0
+            if run_start is None:
+                run_start = word.start()
+            run_tokens += word_tokens
+            prev_end = word.end()
+        if run_start is not None:
+            yield _Unit(block.start + lo + run_start, block.start + lo + prev_end, run_tokens, block.page)
+
+
+def _sections(blocks: tuple[Block, ...]) -> Iterator[list[Block]]:
+    """Consecutive non-heading blocks under the same heading path."""
+    current: list[Block] = []
+    for block in blocks:
+        if block.is_heading or (current and block.heading != current[-1].heading):
+            if current:
+                yield current
+            current = []
+        if not block.is_heading and block.text.strip():
+            current.append(block)
+    if current:
+        yield current
+
+
+def chunk_document(
+    doc: ParsedDocument, count: TokenCounter, options: ChunkingOptions | None = None
+) -> list[Chunk]:
+    options = options or ChunkingOptions()
+    limit = options.chunk_tokens
+    chunks: list[Chunk] = []
+
+    def emit(units: list[_Unit], heading: str | None) -> None:
+        start, end = units[0].start, units[-1].end
+        text = doc.text[start:end]
+        chunks.append(
+            Chunk(
+                ordinal=len(chunks),
+                text=text,
+                char_start=start,
+                char_end=end,
+                token_count=count(text),
+                heading=heading,
+                page=units[0].page,
+            )
+        )
+
+    for section in _sections(doc.blocks):
+        heading = section[0].heading
+        units = [u for block in section for u in _sentences(block, doc.text, count, limit)]
+        window: list[_Unit] = []
+        window_tokens = 0
+        fresh = 0  # units in the window not yet emitted in an earlier chunk
+        for unit in units:
+            if window and window_tokens + unit.tokens > limit:
+                emit(window, heading)
+                # Carry trailing units (at most overlap_tokens) into the next chunk.
+                carried: list[_Unit] = []
+                carried_tokens = 0
+                for previous in reversed(window):
+                    if carried_tokens + previous.tokens > options.overlap_tokens:
+                        break
+                    carried.insert(0, previous)
+                    carried_tokens += previous.tokens
+                if carried_tokens + unit.tokens > limit:
+                    carried, carried_tokens = [], 0
+                window, window_tokens, fresh = carried, carried_tokens, 0
+            window.append(unit)
+            window_tokens += unit.tokens
+            fresh += 1
+        if window and fresh:
+            emit(window, heading)
+    return chunks
