@@ -53,7 +53,14 @@ class StackConfig(BaseSettings):
     host: str = "127.0.0.1"
     ports: Ports = Ports()
     repo_root: Path = REPO_ROOT
+    # Templates and model.py files (in git); the stack renders them into its own repository
+    # under the state directory, where promotions also add versions.
     triton_model_repository: Path = REPO_ROOT / "triton_models"
+    # Models loaded at `up`; the reranker joins when a cross-encoder folder is configured.
+    triton_models: tuple[str, ...] = ("embedder", "generator")
+    reranker_model_path: Path | None = None
+    # Shared by every stack on this machine: converted generator weights (content-addressed).
+    model_cache_dir: Path = REPO_ROOT / ".rag" / "model_cache"
     dags_folder: Path = REPO_ROOT / "dags"
     plugins_folder: Path = REPO_ROOT / "plugins"
     enable_gpu: bool = False
@@ -61,6 +68,14 @@ class StackConfig(BaseSettings):
     components: tuple[str, ...] = ("postgres", "redis", "objectstore", "mlflow", "triton", "airflow")
     # PostgreSQL refuses to run as root: the stack runs it as this system user when root.
     service_user: str = "ragstack"
+
+    @property
+    def model_repository(self) -> Path:
+        return self.state_dir / "model_repository"
+
+    def models_to_load(self) -> tuple[str, ...]:
+        extra = ("reranker",) if self.reranker_model_path and "reranker" not in self.triton_models else ()
+        return (*self.triton_models, *extra)
 
     @property
     def config_file(self) -> Path:

@@ -10,6 +10,7 @@ import importlib.util
 import shutil
 import sys
 import sysconfig
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,23 @@ class Triton(Component):
         return f"{self.ctx.host}:{self.ctx.config.ports.triton_grpc}"
 
     def prepare(self) -> None:
+        self._prepare_runtime()
+        self._render_repository()
+
+    def _render_repository(self) -> None:
+        """Render the templates for this machine into the stack's own model repository."""
+        from rag.models.triton_config import RenderOptions, render_repository
+
+        cfg = self.ctx.config
+        options = RenderOptions(
+            gpu=cfg.enable_gpu,
+            reranker_model_path=str(cfg.reranker_model_path or ""),
+            generator_cache_dir=str(cfg.model_cache_dir / "gguf"),
+        )
+        cfg.model_repository.mkdir(parents=True, exist_ok=True)
+        render_repository(cfg.triton_model_repository, options, output=cfg.model_repository)
+
+    def _prepare_runtime(self) -> None:
         """Lay out bin/, backends/ and caches/ with the stub for this Python (once)."""
         marker = self.runtime / ".complete"
         if marker.exists():
@@ -59,7 +77,6 @@ class Triton(Component):
         version = f"{sys.version_info.major}.{sys.version_info.minor}"
         stub = source / "python_backend_stubs" / version / "triton_python_backend_stub"
         shutil.copy2(stub, self.runtime / "backends" / "python" / "triton_python_backend_stub")
-        self.ctx.config.triton_model_repository.mkdir(parents=True, exist_ok=True)
         marker.touch()
 
     def env(self) -> dict[str, str]:
@@ -74,7 +91,7 @@ class Triton(Component):
         host = self.ctx.host
         return [
             str(self.runtime / "bin" / "tritonserver"),
-            f"--model-repository={self.ctx.config.triton_model_repository}",
+            f"--model-repository={self.ctx.config.model_repository}",
             f"--backend-directory={self.runtime / 'backends'}",
             f"--cache-directory={self.runtime / 'caches'}",
             "--model-control-mode=explicit",
@@ -91,11 +108,47 @@ class Triton(Component):
             "--log-verbose=0",
         ]
 
-    def check(self) -> str:
-        ready = httpx.get(f"{self.http_url}/v2/health/ready", timeout=3)
-        ready.raise_for_status()
+    def _ready_models(self) -> set[str]:
         index = httpx.post(f"{self.http_url}/v2/repository/index", json={"ready": True}, timeout=5)
         index.raise_for_status()
-        loaded = sorted(m["name"] for m in index.json() if m.get("state") == "READY")
-        models = ", ".join(loaded) if loaded else "no models loaded"
-        return f"Triton at grpc {self.endpoint()} / http {self.http_url} ({models})"
+        return {m["name"] for m in index.json() if m.get("state") == "READY"}
+
+    def check(self) -> str:
+        """Server ready and, once provisioned, every configured model READY."""
+        ready = httpx.get(f"{self.http_url}/v2/health/ready", timeout=3)
+        ready.raise_for_status()
+        loaded = self._ready_models()
+        if self._provisioned:
+            missing = [m for m in self.ctx.config.models_to_load() if m not in loaded]
+            if missing:
+                raise RuntimeError(f"models not ready: {', '.join(missing)}")
+        models = ", ".join(sorted(loaded)) if loaded else "no models loaded"
+        return f"Triton at grpc {self.endpoint()} / http {self.http_url} ({models} ready)"
+
+    @property
+    def _provisioned(self) -> bool:
+        return (self.ctx.config.state_dir / "run" / "triton.models").exists()
+
+    def stop(self) -> bool:
+        (self.ctx.config.state_dir / "run" / "triton.models").unlink(missing_ok=True)
+        return super().stop()
+
+    def after_start(self) -> None:
+        """Load the configured models through the model-control API (in parallel)."""
+        wanted = [m for m in self.ctx.config.models_to_load() if m not in self._ready_models()]
+
+        def load(model: str) -> None:
+            response = httpx.post(f"{self.http_url}/v2/repository/models/{model}/load", timeout=600)
+            if response.status_code != 200:
+                detail = (
+                    response.json().get("error", response.text)
+                    if response.content
+                    else response.reason_phrase
+                )
+                raise RuntimeError(f"Triton could not load model {model}: {detail}; see {self.log_path}")
+
+        with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+            list(pool.map(load, wanted))
+        (self.ctx.config.state_dir / "run" / "triton.models").write_text(
+            ",".join(self.ctx.config.models_to_load())
+        )
