@@ -40,7 +40,9 @@ def create_pool(settings: Settings, *, min_size: int = 1, name: str = "rag") -> 
     )
 
 
-async def create_async_pool(settings: Settings, *, min_size: int = 2, name: str = "rag-async") -> AsyncConnectionPool:
+async def create_async_pool(
+    settings: Settings, *, min_size: int = 2, name: str = "rag-async"
+) -> AsyncConnectionPool:
     """The gRPC services' pool."""
     pool = AsyncConnectionPool(
         settings.DATABASE_URL,
