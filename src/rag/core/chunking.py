@@ -1,8 +1,8 @@
 """Token-aware chunking that respects document structure (SPEC §1).
 
-A chunk never crosses a heading: each section (the blocks under one heading) is chunked on its
-own. Within a section, paragraphs are packed until the next would pass ``chunk_tokens``; a
-paragraph that is too long alone is split at sentence ends, and a sentence that is still too
+A chunk never crosses a heading or a page: each section (the blocks under one heading on one
+page) is chunked on its own. Within a section, paragraphs are packed until the next would pass
+``chunk_tokens``; a paragraph that is too long alone is split at sentence ends, and a sentence that is still too
 long at word boundaries. Consecutive chunks of a section share about ``overlap_tokens`` of
 trailing sentences. Every chunk's text is the exact slice ``text[char_start:char_end]`` of the
 extracted text, so citations can quote it.
@@ -73,10 +73,15 @@ def _sentences(block: Block, text: str, count: TokenCounter, limit: int) -> Iter
 
 
 def _sections(blocks: tuple[Block, ...]) -> Iterator[list[Block]]:
-    """Consecutive non-heading blocks under the same heading path."""
+    """Consecutive non-heading blocks under the same heading path and on the same page.
+
+    Pages split sections too, so a chunk's page number is exact for citations.
+    """
     current: list[Block] = []
     for block in blocks:
-        if block.is_heading or (current and block.heading != current[-1].heading):
+        if block.is_heading or (
+            current and (block.heading, block.page) != (current[-1].heading, current[-1].page)
+        ):
             if current:
                 yield current
             current = []
