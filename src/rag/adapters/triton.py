@@ -301,3 +301,45 @@ def _tensor(name: str, data: NDArray[Any], dtype: str) -> InferInput:
     tensor = InferInput(name, list(data.shape), dtype)
     tensor.set_data_from_numpy(data)
     return tensor
+
+
+class BlockingTriton:
+    """The async client behind a blocking facade, for Airflow tasks and CLIs.
+
+    Owns one event loop in a daemon thread (and so one gRPC channel) for its lifetime.
+    """
+
+    def __init__(self, options: TritonOptions) -> None:
+        import threading
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="triton-client", daemon=True)
+        self._thread.start()
+        self.client: TritonClient = self._run(self._create(options))
+
+    @staticmethod
+    async def _create(options: TritonOptions) -> TritonClient:
+        return TritonClient(options)
+
+    def _run(self, coroutine: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
+
+    def embed(
+        self, texts: Sequence[str], *, priority: Priority = Priority.BATCH, timeout: float | None = None
+    ) -> FloatArray:
+        return self._run(self.client.embed(texts, priority=priority, timeout=timeout))
+
+    def model_ready(self, model: str) -> bool:
+        return self._run(self.client.model_ready(model))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self.client.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> BlockingTriton:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

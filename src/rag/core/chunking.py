@@ -2,8 +2,8 @@
 
 A chunk never crosses a heading or a page: each section (the blocks under one heading on one
 page) is chunked on its own. Within a section, paragraphs are packed until the next would pass
-``chunk_tokens``; a paragraph that is too long alone is split at sentence ends, and a sentence that is still too
-long at word boundaries. Consecutive chunks of a section share about ``overlap_tokens`` of
+``chunk_tokens``; a paragraph that is too long alone is split at sentence ends, and a sentence
+that is still too long at word boundaries. Consecutive chunks of a section share about ``overlap_tokens`` of
 trailing sentences. Every chunk's text is the exact slice ``text[char_start:char_end]`` of the
 extracted text, so citations can quote it.
 """

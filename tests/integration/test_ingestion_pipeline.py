@@ -1,0 +1,104 @@
+"""Ingestion on the real stack: intake -> pipeline -> indexed or quarantined, idempotently."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from rag.core.documents import DocumentStatus
+from rag.ingestion.intake import Intake
+from rag.ingestion.pipeline import Pipeline
+from tests.fixtures.corpus import POISON, mixed_corpus
+
+pytestmark = pytest.mark.integration
+
+
+def _chunks(db: psycopg.Connection, doc_id: uuid.UUID) -> list[tuple[int, str, int]]:
+    return db.execute(
+        "SELECT ordinal, text, id FROM chunks WHERE document_id = %s ORDER BY ordinal", (doc_id,)
+    ).fetchall()
+
+
+def test_mixed_corpus_ends_indexed_or_quarantined_and_reruns_change_nothing(
+    intake: Intake, pipeline: Pipeline, db: psycopg.Connection
+) -> None:
+    tenant = f"t{uuid.uuid4().hex[:10]}"
+    corpus = mixed_corpus()
+    ids = {}
+    for name, data in corpus.items():
+        received = intake.receive(data, tenant=tenant, source_uri=f"file:///corpus/{name}", filename=name)
+        assert received.changed
+        ids[name] = received.document.id
+    outcomes = {name: pipeline.process(doc_id) for name, doc_id in ids.items()}
+    for name, outcome in outcomes.items():
+        if name in POISON:
+            assert outcome.status is DocumentStatus.QUARANTINED, name
+            assert outcome.reason
+        else:
+            assert outcome.status is DocumentStatus.INDEXED, (name, outcome.reason)
+            assert outcome.chunks >= 1
+    rows = dict(
+        db.execute("SELECT source_uri, status::text FROM documents WHERE tenant = %s", (tenant,)).fetchall()
+    )
+    assert len(rows) == len(corpus)
+    reasons = dict(
+        db.execute(
+            "SELECT source_uri, error_reason FROM documents WHERE tenant = %s AND status = 'quarantined'",
+            (tenant,),
+        ).fetchall()
+    )
+    assert "zip bomb" in reasons["file:///corpus/bomb.docx"]
+    page = db.execute(
+        "SELECT c.page FROM chunks c JOIN documents d ON d.id = c.document_id WHERE d.id = %s AND c.text LIKE %s",
+        (ids["bp.pdf"], "%Diuretics%"),
+    ).fetchone()
+    assert page == (2,)
+
+    before = {name: _chunks(db, doc_id) for name, doc_id in ids.items()}
+    for name, data in corpus.items():
+        again = intake.receive(data, tenant=tenant, source_uri=f"file:///corpus/{name}", filename=name)
+        assert not again.changed
+        assert pipeline.process(again.document.id).status in {
+            DocumentStatus.INDEXED,
+            DocumentStatus.QUARANTINED,
+        }
+    assert {name: _chunks(db, doc_id) for name, doc_id in ids.items()} == before
+
+    edited = corpus["notes.txt"] + b"\n\nSunlight makes vitamin D in the skin."
+    changed = intake.receive(
+        edited, tenant=tenant, source_uri="file:///corpus/notes.txt", filename="notes.txt"
+    )
+    assert changed.changed and changed.document.id == ids["notes.txt"]
+    assert pipeline.process(ids["notes.txt"]).status is DocumentStatus.INDEXED
+    after = {name: _chunks(db, doc_id) for name, doc_id in ids.items()}
+    assert after["notes.txt"] != before["notes.txt"]
+    assert any("Sunlight" in text for _, text, _ in after["notes.txt"])
+    assert {k: v for k, v in after.items() if k != "notes.txt"} == {
+        k: v for k, v in before.items() if k != "notes.txt"
+    }
+
+
+def test_upload_of_same_bytes_is_one_document(intake: Intake) -> None:
+    tenant = f"t{uuid.uuid4().hex[:10]}"
+    first = intake.receive(b"Same bytes twice.", tenant=tenant, filename="a.txt")
+    second = intake.receive(b"Same bytes twice.", tenant=tenant, filename="b.txt")
+    assert first.document.id == second.document.id and not second.changed
+    other = intake.receive(b"Same bytes twice.", tenant=tenant + "x", filename="a.txt")
+    assert other.document.id != first.document.id
+
+
+def test_transient_embed_failure_retries_then_quarantines(intake: Intake, pipeline: Pipeline) -> None:
+    from dataclasses import replace
+
+    from rag.core.errors import Unavailable
+
+    def broken(texts: object) -> object:
+        raise Unavailable("Triton is unreachable")
+
+    flaky = replace(pipeline, embed=broken, max_attempts=2)  # type: ignore[arg-type]
+    doc = intake.receive(b"Retry me.", tenant=f"t{uuid.uuid4().hex[:10]}", filename="r.txt").document
+    assert flaky.process(doc.id).status is DocumentStatus.RECEIVED
+    final = flaky.process(doc.id)
+    assert final.status is DocumentStatus.QUARANTINED and "gave up after 2 attempts" in (final.reason or "")
