@@ -57,7 +57,7 @@ class Intake:
         return self.documents.receive(
             tenant=tenant,
             source_uri=source_uri or f"upload://{digest}",
-            title=title or filename,
+            title=title,  # empty: the pipeline takes the parsed title
             content_hash=digest,
             size_bytes=len(data),
             mime_type=mime,

@@ -66,7 +66,7 @@ class Pipeline:
             timings["fetch"] = time.perf_counter() - began
             began = time.perf_counter()
             parsed = parse(data, filename=doc.source_uri.rsplit("/", 1)[-1], limits=self.limits)
-            self.documents.advance(document_id, DocumentStatus.PARSED)
+            self.documents.advance(document_id, DocumentStatus.PARSED, title=parsed.title)
             timings["parse"] = time.perf_counter() - began
             began = time.perf_counter()
             chunks = chunk_document(parsed, self.count_tokens, self.chunking)

@@ -235,20 +235,32 @@ class DocumentRepository:
         return {uri: doc_id for uri, doc_id in rows}
 
     # -- the status machine ---------------------------------------------------------------------
-    def advance(self, document_id: uuid.UUID, target: DocumentStatus, *, reason: str | None = None) -> None:
-        """Move a document forward; refuse a transition the status machine does not allow."""
+    def advance(
+        self,
+        document_id: uuid.UUID,
+        target: DocumentStatus,
+        *,
+        reason: str | None = None,
+        title: str | None = None,
+    ) -> None:
+        """Move a document forward; refuse a transition the status machine does not allow.
+
+        ``title`` fills in the title of a document that was received without one.
+        """
         if target is DocumentStatus.QUARANTINED and not reason:
             raise FailedPrecondition("a quarantined document needs a reason")
         with self.pool.connection() as conn:
             cur = conn.execute(
                 """
                 UPDATE documents SET status = %(target)s::document_status,
-                       error_reason = CASE WHEN %(target)s = 'quarantined' THEN %(reason)s ELSE NULL END
+                       error_reason = CASE WHEN %(target)s = 'quarantined' THEN %(reason)s ELSE NULL END,
+                       title = coalesce(nullif(title, ''), %(title)s::text, title)
                 WHERE id = %(id)s AND status::text = ANY(%(from)s::text[])
                 """,
                 {
                     "target": target.value,
                     "reason": reason,
+                    "title": title[:500] if title else None,
                     "id": document_id,
                     "from": list(_ENTER_FROM[target]),
                 },
@@ -326,6 +338,11 @@ class DocumentRepository:
                             model_version,
                         )
                     )
+            # BM25 postings from the new chunks' tsvectors (old postings went with the old chunks).
+            conn.execute(
+                "SELECT rag_index_chunk_terms(array_agg(id)) FROM chunks WHERE document_id = %s",
+                (document_id,),
+            )
             conn.execute(
                 "UPDATE documents SET status = 'indexed', error_reason = NULL, embedding_model_version = %s"
                 " WHERE id = %s",
@@ -346,6 +363,11 @@ class DocumentRepository:
                 (ids, tenant, tenant),
             )
             return [DocumentRecord.from_row(r) for r in cur.fetchall()]
+
+    def refresh_lexical_statistics(self) -> None:
+        """Recompute BM25 document frequencies and lengths (after each ingested batch)."""
+        with self.pool.connection() as conn:
+            conn.execute("SELECT rag_refresh_bm25_stats()")
 
     def sweep(self, *, reason: str = "stuck past its processing deadline") -> list[uuid.UUID]:
         """Quarantine every non-terminal document past its deadline (the sweeper)."""

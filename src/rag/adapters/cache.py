@@ -1,0 +1,156 @@
+"""Three-level cache for query embeddings and search results (SPEC §2).
+
+L1 is in-process (1,000 entries, 5 min), L2 is Redis (1 h), L3 is a disk cache (24 h). A hit in
+a lower level is copied into the levels above it. Redis trouble makes the cache slower, never
+the request broken: errors count as misses, and after one the cache skips Redis for a few
+seconds instead of paying a timeout on every request. Values are bytes (JSON or raw float32),
+never pickles, since Redis is shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import diskcache
+import redis.asyncio as aioredis
+from cachetools import TTLCache
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+CACHE_REQUESTS = Counter(
+    "rag_cache_requests_total", "Cache lookups by level and result (hit, miss, error)", ["level", "result"]
+)
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    l1_entries: int = 1000
+    l1_ttl_s: float = 300.0
+    l2_ttl_s: int = 3600
+    l3_ttl_s: int = 86400
+    l3_size_bytes: int = 1 * 2**30
+    redis_timeout_s: float = 0.25
+    redis_backoff_s: float = 5.0
+
+
+def cache_key(namespace: str, parts: Sequence[object]) -> str:
+    """A stable key: namespace plus a digest of the JSON-encoded parts."""
+    encoded = json.dumps(list(parts), sort_keys=True, separators=(",", ":"), default=str)
+    return f"rag:{namespace}:{hashlib.sha256(encoded.encode()).hexdigest()}"
+
+
+class TieredCache:
+    def __init__(
+        self, *, redis_url: str | None, disk_dir: Path | None, policy: CachePolicy | None = None
+    ) -> None:
+        self.policy = policy or CachePolicy()
+        self._l1: TTLCache[str, bytes] = TTLCache(maxsize=self.policy.l1_entries, ttl=self.policy.l1_ttl_s)
+        self._redis = (
+            aioredis.Redis.from_url(
+                redis_url,
+                socket_timeout=self.policy.redis_timeout_s,
+                socket_connect_timeout=self.policy.redis_timeout_s,
+            )
+            if redis_url
+            else None
+        )
+        self._redis_down_until = 0.0
+        self._disk = (
+            diskcache.Cache(str(disk_dir), size_limit=self.policy.l3_size_bytes) if disk_dir else None
+        )
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self._disk is not None:
+            self._disk.close()
+
+    def _redis_usable(self) -> bool:
+        return self._redis is not None and time.monotonic() >= self._redis_down_until
+
+    def _redis_failed(self, exc: Exception) -> None:
+        if time.monotonic() >= self._redis_down_until:
+            log.warning(
+                "Redis cache unavailable, skipping it for %.0fs: %s", self.policy.redis_backoff_s, exc
+            )
+        self._redis_down_until = time.monotonic() + self.policy.redis_backoff_s
+        CACHE_REQUESTS.labels("l2", "error").inc()
+
+    async def get(self, key: str) -> tuple[bytes | None, str | None]:
+        """(value, level that had it) or (None, None)."""
+        value = self._l1.get(key)
+        if value is not None:
+            CACHE_REQUESTS.labels("l1", "hit").inc()
+            return value, "l1"
+        CACHE_REQUESTS.labels("l1", "miss").inc()
+        if self._redis_usable():
+            assert self._redis is not None
+            try:
+                found = await self._redis.get(key)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+            else:
+                if isinstance(found, bytes):
+                    CACHE_REQUESTS.labels("l2", "hit").inc()
+                    self._l1[key] = found
+                    return found, "l2"
+                CACHE_REQUESTS.labels("l2", "miss").inc()
+        if self._disk is not None:
+            disk_value = self._disk.get(key)
+            if isinstance(disk_value, bytes):
+                CACHE_REQUESTS.labels("l3", "hit").inc()
+                self._l1[key] = disk_value
+                await self._set_redis(key, disk_value)
+                return disk_value, "l3"
+            CACHE_REQUESTS.labels("l3", "miss").inc()
+        return None, None
+
+    async def _set_redis(self, key: str, value: bytes) -> None:
+        if self._redis_usable():
+            assert self._redis is not None
+            try:
+                await self._redis.set(key, value, ex=self.policy.l2_ttl_s)
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+
+    async def set(self, key: str, value: bytes) -> None:
+        self._l1[key] = value
+        await self._set_redis(key, value)
+        if self._disk is not None:
+            self._disk.set(key, value, expire=self.policy.l3_ttl_s)
+
+    async def clear(self, prefix: str = "rag:") -> int:
+        """Drop entries whose key starts with ``prefix`` from every level; returns how many."""
+        removed = 0
+        for key in [k for k in self._l1 if k.startswith(prefix)]:
+            self._l1.pop(key, None)
+            removed += 1
+        if self._redis_usable():
+            assert self._redis is not None
+            try:
+                batch: list[bytes] = []
+                async for key in self._redis.scan_iter(match=prefix + "*", count=500):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        removed += int(await self._redis.delete(*batch))
+                        batch = []
+                if batch:
+                    removed += int(await self._redis.delete(*batch))
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+        if self._disk is not None:
+            for key in [k for k in self._disk.iterkeys() if isinstance(k, str) and k.startswith(prefix)]:
+                removed += int(self._disk.delete(key))
+        return removed
+
+    def expire_disk(self) -> int:
+        """Remove expired L3 entries (maintenance); returns how many."""
+        return int(self._disk.expire()) if self._disk is not None else 0

@@ -1,0 +1,213 @@
+"""Retrieval queries: dense (pgvector HNSW, iterative scans) and BM25 over the postings table.
+
+Every query is confined to the caller's tenant and to one embedding model version in SQL.
+Filters (document ids, document metadata, creation dates) are applied inside the index scan's
+filter with iterative scans on, so a selective filter does not starve the top-k (pgvector 0.8).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+@dataclass(frozen=True)
+class Filters:
+    document_ids: tuple[uuid.UUID, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.document_ids or self.metadata or self.created_after or self.created_before)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "f_empty": self.empty,
+            "f_ids": list(self.document_ids),
+            "f_meta": json.dumps(self.metadata),
+            "f_after": self.created_after,
+            "f_before": self.created_before,
+        }
+
+
+# Documents of the tenant that pass the filters (a semi-join the planner hashes once).
+_FILTER = sql.SQL("""
+    AND (%(f_empty)s OR c.document_id IN (
+        SELECT d.id FROM documents d
+        WHERE d.tenant = %(tenant)s
+          AND (cardinality(%(f_ids)s::uuid[]) = 0 OR d.id = ANY(%(f_ids)s::uuid[]))
+          AND d.metadata @> %(f_meta)s::jsonb
+          AND (%(f_after)s::timestamptz IS NULL OR d.created_at >= %(f_after)s)
+          AND (%(f_before)s::timestamptz IS NULL OR d.created_at < %(f_before)s)))
+""")
+
+_DENSE = sql.SQL(
+    """
+    SELECT c.id, c.embedding <=> %(vector)s AS distance
+    FROM chunks c
+    WHERE c.tenant = %(tenant)s AND c.embedding_model_version = %(version)s
+    {filter}
+    ORDER BY c.embedding <=> %(vector)s
+    LIMIT %(k)s
+    """
+).format(filter=_FILTER)
+
+_LEXICAL = sql.SQL(
+    """
+    WITH q AS (
+        SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector('english', %(query)s))
+    ), stats AS (
+        SELECT greatest(n, 1)::float8 AS n, greatest(total_len, 1)::float8 / greatest(n, 1) AS avgdl
+        FROM corpus_stats WHERE id = 1
+    ), scored AS (
+        SELECT p.chunk_id,
+               sum(ln(1.0 + (s.n - coalesce(t.df, 1) + 0.5) / (coalesce(t.df, 1) + 0.5))
+                   * p.tf * (%(k1)s::float8 + 1.0)
+                   / (p.tf + %(k1)s::float8
+                      * (1.0 - %(b)s::float8 + %(b)s::float8 * p.dl / s.avgdl))) AS score
+        FROM q
+        JOIN chunk_terms p ON p.tenant = %(tenant)s AND p.term = q.term
+        LEFT JOIN term_stats t ON t.term = q.term
+        CROSS JOIN stats s
+        GROUP BY p.chunk_id
+    )
+    SELECT c.id, scored.score
+    FROM scored JOIN chunks c ON c.id = scored.chunk_id
+    WHERE c.tenant = %(tenant)s AND c.embedding_model_version = %(version)s
+    {filter}
+    ORDER BY scored.score DESC, c.id
+    LIMIT %(k)s
+    """
+).format(filter=_FILTER)
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    chunk_id: int
+    document_id: uuid.UUID
+    document_title: str
+    source_uri: str
+    text: str
+    heading: str | None
+    page: int | None
+    char_start: int
+    char_end: int
+
+
+class SearchRepository:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+
+    def dense(
+        self, *, tenant: str, version: str, vector: NDArray[np.float32], k: int, filters: Filters
+    ) -> list[tuple[int, float]]:
+        """Nearest chunks by cosine distance. ef_search >= k, or HNSW caps the result count."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true),"
+                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                (str(max(40, min(1000, 2 * k))),),
+            )
+            rows = conn.execute(
+                _DENSE, {"tenant": tenant, "version": version, "vector": vector, "k": k, **filters.params()}
+            ).fetchall()
+        # relaxed_order may return rows slightly out of order: sort by the exact distance.
+        return sorted(((int(i), float(d)) for i, d in rows), key=lambda r: r[1])
+
+    def lexical(
+        self, *, tenant: str, version: str, query: str, k: int, filters: Filters
+    ) -> list[tuple[int, float]]:
+        """BM25 over the postings (OR semantics over the query's lexemes)."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                _LEXICAL,
+                {
+                    "tenant": tenant,
+                    "version": version,
+                    "query": query,
+                    "k": k,
+                    "k1": BM25_K1,
+                    "b": BM25_B,
+                    **filters.params(),
+                },
+            ).fetchall()
+        return [(int(i), float(s)) for i, s in rows]
+
+    def hits(self, chunk_ids: list[int], *, tenant: str) -> dict[int, ChunkHit]:
+        if not chunk_ids:
+            return {}
+        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                """
+                SELECT c.id, c.document_id, d.title, d.source_uri, c.text, c.heading, c.page,
+                       c.char_start, c.char_end
+                FROM chunks c JOIN documents d ON d.id = c.document_id
+                WHERE c.id = ANY(%s::bigint[]) AND c.tenant = %s
+                """,
+                (chunk_ids, tenant),
+            )
+            return {
+                row["id"]: ChunkHit(
+                    chunk_id=row["id"],
+                    document_id=row["document_id"],
+                    document_title=row["title"],
+                    source_uri=row["source_uri"],
+                    text=row["text"],
+                    heading=row["heading"],
+                    page=row["page"],
+                    char_start=row["char_start"],
+                    char_end=row["char_end"],
+                )
+                for row in cur.fetchall()
+            }
+
+    def record_query(
+        self,
+        *,
+        tenant: str,
+        username: str | None,
+        request_id: str | None,
+        kind: str,
+        query: str,
+        top_k: int | None,
+        result_count: int,
+        latency_ms: float,
+        cache_hit: bool,
+        model_version: str | None,
+        status: str = "ok",
+    ) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                """
+                INSERT INTO query_history (tenant, username, request_id, kind, query, top_k, result_count,
+                                           latency_ms, cache_hit, embedding_model_version, status)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    tenant,
+                    username,
+                    request_id,
+                    kind,
+                    query,
+                    top_k,
+                    result_count,
+                    latency_ms,
+                    cache_hit,
+                    model_version,
+                    status,
+                ),
+            )

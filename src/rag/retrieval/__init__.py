@@ -1,0 +1,1 @@
+"""Online retrieval: hybrid search (dense + BM25, RRF), rerank, caching, query history."""

@@ -1,0 +1,168 @@
+"""The search service behind the gRPC SearchService and the generation service.
+
+Dense and full-text retrieval run concurrently (the BM25 query does not wait for the query
+embedding), are fused by reciprocal rank fusion, optionally reranked by the Triton
+cross-encoder, and cached at three levels under keys that carry the tenant, the tenant's
+document generation and the embedding model version, so a change never serves stale results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from psycopg_pool import ConnectionPool
+
+from rag.adapters.cache import TieredCache, cache_key
+from rag.adapters.postgres.search import Filters, SearchRepository
+from rag.adapters.triton import Priority, TritonClient
+from rag.core.errors import FailedPrecondition
+from rag.core.ranking import reciprocal_rank_fusion
+from rag.core.search import SearchHit, SearchMode, SearchRequest, SearchResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: str
+    username: str | None = None
+    request_id: str | None = None
+
+
+class RetrievalService:
+    def __init__(
+        self,
+        *,
+        pool: ConnectionPool,
+        triton: TritonClient,
+        cache: TieredCache,
+        embed_timeout_s: float = 10.0,
+    ) -> None:
+        self.pool = pool
+        self.repo = SearchRepository(pool)
+        self.triton = triton
+        self.cache = cache
+        self.embed_timeout_s = embed_timeout_s
+
+    def _versions(self, tenant: str) -> tuple[str, int]:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT (SELECT model_version FROM embedding_indexes WHERE status = 'active'),"
+                " (SELECT generation FROM tenant_generations WHERE tenant = %s)",
+                (tenant,),
+            ).fetchone()
+        assert row is not None
+        if row[0] is None:
+            raise FailedPrecondition("the search index is empty: ingest documents first")
+        return str(row[0]), int(row[1] or 0)
+
+    async def embed_query(
+        self, text: str, *, tenant: str, model_version: str, timeout: float | None
+    ) -> NDArray[np.float32]:
+        key = cache_key("embedding", [tenant, model_version, text])
+        cached, _ = await self.cache.get(key)
+        if cached is not None:
+            return np.frombuffer(cached, dtype=np.float32)
+        vector: NDArray[np.float32] = (
+            await self.triton.embed([text], priority=Priority.INTERACTIVE, timeout=timeout)
+        )[0]
+        await self.cache.set(key, vector.astype(np.float32).tobytes())
+        return vector
+
+    async def search(
+        self, caller: Caller, request: SearchRequest, *, timeout: float | None = None
+    ) -> SearchResult:
+        began = time.perf_counter()
+        model_version, generation = await asyncio.to_thread(self._versions, caller.tenant)
+        key = cache_key("search", [caller.tenant, generation, model_version, asdict(request)])
+        cached, _ = await self.cache.get(key)
+        if cached is not None:
+            hits = tuple(SearchHit(**hit) for hit in json.loads(cached))
+            result = SearchResult(hits, model_version, True, (time.perf_counter() - began) * 1000)
+        else:
+            hits = await self._search(caller, request, model_version, timeout)
+            await self.cache.set(key, json.dumps([asdict(h) for h in hits]).encode())
+            result = SearchResult(hits, model_version, False, (time.perf_counter() - began) * 1000)
+        await asyncio.to_thread(
+            self.repo.record_query,
+            tenant=caller.tenant,
+            username=caller.username,
+            request_id=caller.request_id,
+            kind="search",
+            query=request.query,
+            top_k=request.top_k,
+            result_count=len(result.hits),
+            latency_ms=result.took_ms,
+            cache_hit=result.cache_hit,
+            model_version=model_version,
+        )
+        return result
+
+    async def _search(
+        self, caller: Caller, request: SearchRequest, model_version: str, timeout: float | None
+    ) -> tuple[SearchHit, ...]:
+        filters = Filters(
+            request.document_ids, request.metadata, request.created_after, request.created_before
+        )
+        depth = max(50, 2 * request.top_k)
+        tenant = caller.tenant
+
+        async def dense() -> list[tuple[int, float]]:
+            vector = await self.embed_query(
+                request.query, tenant=tenant, model_version=model_version, timeout=timeout
+            )
+            return await asyncio.to_thread(
+                self.repo.dense, tenant=tenant, version=model_version, vector=vector, k=depth, filters=filters
+            )
+
+        async def lexical() -> list[tuple[int, float]]:
+            return await asyncio.to_thread(
+                self.repo.lexical,
+                tenant=tenant,
+                version=model_version,
+                query=request.query,
+                k=depth,
+                filters=filters,
+            )
+
+        if request.mode is SearchMode.DENSE:
+            ranked = [(i, 1.0 - d) for i, d in await dense()]
+        elif request.mode is SearchMode.FULLTEXT:
+            ranked = await lexical()
+        else:
+            dense_hits, lexical_hits = await asyncio.gather(dense(), lexical())
+            ranked = reciprocal_rank_fusion([[i for i, _ in dense_hits], [i for i, _ in lexical_hits]])
+        if request.rerank and ranked:
+            candidates = [i for i, _ in ranked[: max(request.top_k, min(50, 4 * request.top_k))]]
+            texts = await asyncio.to_thread(self.repo.hits, candidates, tenant=tenant)
+            ordered = [i for i in candidates if i in texts]
+            scores = await self.triton.rerank(
+                request.query,
+                [texts[i].text for i in ordered],
+                priority=Priority.INTERACTIVE,
+                timeout=timeout,
+            )
+            ranked = sorted(zip(ordered, (float(s) for s in scores), strict=True), key=lambda r: -r[1])
+        top = ranked[: request.top_k]
+        details = await asyncio.to_thread(self.repo.hits, [i for i, _ in top], tenant=tenant)
+        return tuple(
+            SearchHit(
+                chunk_id=i,
+                document_id=str(details[i].document_id),
+                document_title=details[i].document_title,
+                text=details[i].text,
+                page=details[i].page,
+                score=score,
+                char_start=details[i].char_start,
+                char_end=details[i].char_end,
+                heading=details[i].heading,
+            )
+            for i, score in top
+            if i in details
+        )
