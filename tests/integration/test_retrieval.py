@@ -24,20 +24,14 @@ from tests.fixtures.corpus import QUESTIONS, TOPICS
 pytestmark = pytest.mark.integration
 
 
-DOC_IDS: dict[str, str] = {}
+@pytest.fixture
+def tenant(topics_tenant: tuple[str, dict[str, str]]) -> str:
+    return topics_tenant[0]
 
 
-@pytest.fixture(scope="module")
-def tenant(intake: Intake, pipeline: Pipeline, pool: ConnectionPool) -> str:
-    name = f"r{uuid.uuid4().hex[:10]}"
-    for filename, text in TOPICS.items():
-        doc = intake.receive(
-            text.encode(), tenant=name, source_uri=f"file:///topics/{filename}", filename=filename
-        )
-        assert pipeline.process(doc.document.id).status.value == "indexed"
-        DOC_IDS[filename] = str(doc.document.id)
-    DocumentRepository(pool).refresh_lexical_statistics()
-    return name
+@pytest.fixture
+def doc_ids(topics_tenant: tuple[str, dict[str, str]]) -> dict[str, str]:
+    return topics_tenant[1]
 
 
 def run_search(
@@ -71,7 +65,12 @@ def cache_dir(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("mode", [SearchMode.HYBRID, SearchMode.DENSE, SearchMode.FULLTEXT])
 def test_each_question_finds_its_document_first(
-    mode: SearchMode, tenant: str, settings: Settings, pool: ConnectionPool, cache_dir: Path
+    mode: SearchMode,
+    tenant: str,
+    doc_ids: dict[str, str],
+    settings: Settings,
+    pool: ConnectionPool,
+    cache_dir: Path,
 ) -> None:
     hits_at_1 = 0
     for question, filename in QUESTIONS:
@@ -83,8 +82,8 @@ def test_each_question_finds_its_document_first(
             cache_dir,
         )
         assert first.hits, question
-        hits_at_1 += first.hits[0].document_id == DOC_IDS[filename]
-        if first.hits[0].document_id == DOC_IDS[filename]:
+        hits_at_1 += first.hits[0].document_id == doc_ids[filename]
+        if first.hits[0].document_id == doc_ids[filename]:
             assert first.hits[0].document_title == TOPICS[filename].split("\n")[0]
     # Hybrid and dense should get all; full text at least most (it has no synonyms).
     assert hits_at_1 >= (len(QUESTIONS) - 2 if mode is SearchMode.FULLTEXT else len(QUESTIONS))

@@ -20,7 +20,8 @@ import grpc
 import numpy as np
 import tritonclient.grpc.aio as triton_aio
 from numpy.typing import NDArray
-from tritonclient.grpc import InferInput, InferRequestedOutput
+from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
+from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException
 
 from rag.core.errors import (
@@ -90,7 +91,7 @@ class TritonClient:
         await self.close()
 
     def _timeout(self, timeout: float | None) -> float:
-        return self.options.timeout_s if timeout is None else max(0.001, min(timeout, self.options.timeout_s))
+        return self.options.timeout_s if timeout is None else max(0.001, timeout)
 
     async def _call(self, model: str, attempt: Callable[[], Awaitable[T]], timeout: float | None) -> T:
         """Run ``attempt`` with retries on UNAVAILABLE inside one overall deadline."""
@@ -141,12 +142,24 @@ class TritonClient:
 
         return await self._call("repository", attempt, timeout)
 
+    async def model_metadata(self, model: str, timeout: float | None = None) -> dict[str, Any]:
+        """Triton's metadata of ``model``: its served ``versions``, inputs and outputs."""
+
+        async def attempt() -> dict[str, Any]:
+            metadata = await self._client.get_model_metadata(
+                model, as_json=True, client_timeout=self._timeout(timeout)
+            )
+            return dict(metadata)
+
+        return await self._call(model, attempt, timeout)
+
     async def load_model(self, model: str, timeout: float | None = 300.0) -> None:
         deadline = timeout or self.options.timeout_s
         try:
             await asyncio.wait_for(self._client.load_model(model, client_timeout=deadline), deadline)
         except InferenceServerException as exc:
-            raise FailedPrecondition(f"Triton could not load model {model}: {exc.message() or exc}") from None
+            reason = _without_stub_traceback(exc.message() or str(exc))
+            raise FailedPrecondition(f"Triton could not load model {model}: {reason}") from None
 
     async def unload_model(self, model: str, timeout: float | None = 60.0) -> None:
         try:
@@ -258,22 +271,34 @@ class TritonClient:
                 _tensor("STOP", np.array([s.encode("utf-8") for s in stop], dtype=np.object_), "BYTES")
             )
         finished = asyncio.Event()
+        request = _get_inference_request(
+            model_name=GENERATOR,
+            inputs=inputs,
+            model_version="",
+            request_id="",
+            outputs=None,
+            sequence_id=0,
+            sequence_start=False,
+            sequence_end=False,
+            priority=int(priority),
+            timeout=None,
+            parameters=None,
+        )
+        # The aio client refuses this reserved parameter, yet without it a decoupled model's
+        # final flag never reaches the client. Set it on the request and call the stub directly.
+        request.parameters["triton_enable_empty_final_response"].bool_param = True
 
-        async def requests() -> AsyncIterator[dict[str, Any]]:
-            yield {
-                "model_name": GENERATOR,
-                "inputs": inputs,
-                "priority": int(priority),
-                "parameters": {"triton_enable_empty_final_response": True},
-            }
+        async def requests() -> AsyncIterator[Any]:
+            yield request
             await finished.wait()  # keep the stream open until the final response arrives
 
-        stream = self._client.stream_infer(requests(), stream_timeout=self._remaining(deadline))
+        stream = self._client._client_stub.ModelStreamInfer(requests(), timeout=self._remaining(deadline))
         try:
-            async for result, error in stream:
-                if error is not None:
-                    raise translate(error, model=GENERATOR)
-                response = result.get_response()
+            async for message in stream:
+                if message.error_message:
+                    raise translate(InferenceServerException(msg=message.error_message), model=GENERATOR)
+                result = InferResult(message.infer_response)
+                response = message.infer_response
                 final = response.parameters.get("triton_final_response")
                 if response.outputs:
                     token = result.as_numpy("TOKEN")
@@ -295,6 +320,11 @@ class TritonClient:
         finally:
             finished.set()
             stream.cancel()
+
+
+def _without_stub_traceback(message: str) -> str:
+    """Triton's load error without the Python backend stub's traceback (``\n\nAt:\n ...``)."""
+    return message.split("\n\nAt:", 1)[0].strip().rstrip(";").strip()
 
 
 def _tensor(name: str, data: NDArray[Any], dtype: str) -> InferInput:
@@ -329,8 +359,17 @@ class BlockingTriton:
     ) -> FloatArray:
         return self._run(self.client.embed(texts, priority=priority, timeout=timeout))
 
-    def model_ready(self, model: str) -> bool:
-        return self._run(self.client.model_ready(model))
+    def model_ready(self, model: str, version: str = "") -> bool:
+        return self._run(self.client.model_ready(model, version))
+
+    def repository_index(self) -> list[dict[str, Any]]:
+        return self._run(self.client.repository_index())
+
+    def model_metadata(self, model: str) -> dict[str, Any]:
+        return self._run(self.client.model_metadata(model))
+
+    def load_model(self, model: str, timeout: float | None = 600.0) -> None:
+        self._run(self.client.load_model(model, timeout=timeout))
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -88,6 +88,9 @@ class SearchHit:
     char_start: int
     char_end: int
     heading: str | None
+    # Cosine similarity of the chunk to the query (None in full-text mode): an absolute
+    # relevance signal, unlike fused rank scores.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)

@@ -112,8 +112,10 @@ class RetrievalService:
         )
         depth = max(50, 2 * request.top_k)
         tenant = caller.tenant
+        vector: NDArray[np.float32] | None = None
 
         async def dense() -> list[tuple[int, float]]:
+            nonlocal vector
             vector = await self.embed_query(
                 request.query, tenant=tenant, model_version=model_version, timeout=timeout
             )
@@ -131,6 +133,7 @@ class RetrievalService:
                 filters=filters,
             )
 
+        ranked: list[tuple[int, float]]
         if request.mode is SearchMode.DENSE:
             ranked = [(i, 1.0 - d) for i, d in await dense()]
         elif request.mode is SearchMode.FULLTEXT:
@@ -148,9 +151,9 @@ class RetrievalService:
                 priority=Priority.INTERACTIVE,
                 timeout=timeout,
             )
-            ranked = sorted(zip(ordered, (float(s) for s in scores), strict=True), key=lambda r: -r[1])
+            ranked = sorted(zip(ordered, (float(x) for x in scores), strict=True), key=lambda r: -r[1])
         top = ranked[: request.top_k]
-        details = await asyncio.to_thread(self.repo.hits, [i for i, _ in top], tenant=tenant)
+        details = await asyncio.to_thread(self.repo.hits, [i for i, _ in top], tenant=tenant, vector=vector)
         return tuple(
             SearchHit(
                 chunk_id=i,
@@ -162,6 +165,7 @@ class RetrievalService:
                 char_start=details[i].char_start,
                 char_end=details[i].char_end,
                 heading=details[i].heading,
+                similarity=details[i].similarity,
             )
             for i, score in top
             if i in details

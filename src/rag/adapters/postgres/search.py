@@ -106,6 +106,7 @@ class ChunkHit:
     page: int | None
     char_start: int
     char_end: int
+    similarity: float | None = None
 
 
 class SearchRepository:
@@ -147,18 +148,23 @@ class SearchRepository:
             ).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
-    def hits(self, chunk_ids: list[int], *, tenant: str) -> dict[int, ChunkHit]:
+    def hits(
+        self, chunk_ids: list[int], *, tenant: str, vector: NDArray[np.float32] | None = None
+    ) -> dict[int, ChunkHit]:
+        """Chunk details; with the query ``vector``, also each chunk's cosine similarity to it."""
         if not chunk_ids:
             return {}
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 """
                 SELECT c.id, c.document_id, d.title, d.source_uri, c.text, c.heading, c.page,
-                       c.char_start, c.char_end
+                       c.char_start, c.char_end,
+                       CASE WHEN %(vector)s::vector IS NULL THEN NULL
+                            ELSE 1 - (c.embedding <=> %(vector)s::vector) END AS similarity
                 FROM chunks c JOIN documents d ON d.id = c.document_id
-                WHERE c.id = ANY(%s::bigint[]) AND c.tenant = %s
+                WHERE c.id = ANY(%(ids)s::bigint[]) AND c.tenant = %(tenant)s
                 """,
-                (chunk_ids, tenant),
+                {"ids": chunk_ids, "tenant": tenant, "vector": vector},
             )
             return {
                 row["id"]: ChunkHit(
@@ -171,6 +177,7 @@ class SearchRepository:
                     page=row["page"],
                     char_start=row["char_start"],
                     char_end=row["char_end"],
+                    similarity=None if row["similarity"] is None else float(row["similarity"]),
                 )
                 for row in cur.fetchall()
             }

@@ -1,0 +1,1 @@
+"""Grounded generation: retrieve, prompt, stream tokens from Triton, cite what was used."""
