@@ -68,5 +68,9 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# Regenerate the committed gRPC code (src/rag/proto/rag/) from protos/rag/v1/*.proto.
+proto: install
+	$(PY) -m rag.proto.generate
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rag.core.errors import ConfigurationError
@@ -52,6 +52,26 @@ class Settings(BaseSettings):
     # Secrets
     SECRET_KEY: SecretStr = Field(description="Key for signing internal data (webhooks, ...)")
     JWT_SECRET_KEY: SecretStr = Field(description="HS256 key for access and refresh tokens")
+    JWT_ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(30, ge=1, le=24 * 60)
+    JWT_REFRESH_TOKEN_EXPIRE_DAYS: int = Field(7, ge=1, le=90)
+    JWT_ISSUER: str = Field("rag-system", min_length=1)
+    JWT_AUDIENCE: str = Field("rag-users", min_length=1)
+
+    # gRPC API (grpc_services)
+    GRPC_HOST: str = "127.0.0.1"
+    GRPC_PORT: int = Field(50051, ge=0, le=65535)
+    # Largest single message either way; uploads stream in chunks below it.
+    GRPC_MAX_MESSAGE_BYTES: int = Field(8 * 1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
+    GRPC_GRACE_PERIOD_S: float = Field(10.0, ge=0)
+    # Server certificate and key (PEM); both set: TLS, neither: plaintext (behind a TLS proxy).
+    GRPC_TLS_CERT_FILE: FilePath | None = None
+    GRPC_TLS_KEY_FILE: FilePath | None = None
+    UPLOAD_MAX_BYTES: int = Field(100 * 1024 * 1024, ge=1)
+    # Per principal (or per client address before login): sustained rate and burst.
+    RATE_LIMIT_PER_SECOND: float = Field(100.0, gt=0)
+    RATE_LIMIT_BURST: int = Field(100, ge=1)
+    METRICS_HOST: str = "127.0.0.1"
+    METRICS_PORT: int = Field(9464, ge=0, le=65535)
 
     # Models and inference
     HF_CACHE_DIR: Path = Path(".rag/model_cache")
@@ -72,6 +92,12 @@ class Settings(BaseSettings):
     # Operations
     LOG_LEVEL: LogLevel = LogLevel.INFO
     PROMETHEUS_ENABLED: bool = True
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.GRPC_TLS_CERT_FILE is None) != (self.GRPC_TLS_KEY_FILE is None):
+            raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE must be set together (or neither)")
+        return self
 
     @field_validator("DATABASE_URL")
     @classmethod

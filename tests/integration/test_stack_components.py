@@ -104,7 +104,9 @@ def test_mlflow_registers_a_version_and_resolves_an_alias(
     from mlflow import MlflowClient
 
     class Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-        def predict(self, context: object, model_input: list[str], params: dict[str, object] | None = None) -> list[str]:
+        def predict(
+            self, context: object, model_input: list[str], params: dict[str, object] | None = None
+        ) -> list[str]:
             return model_input
 
     mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)

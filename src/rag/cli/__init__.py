@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rag.cli import users
 from rag.core.errors import RagError
 from rag.settings import Settings, load_settings
 from rag.stack.secrets import read_env_file
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision_action", choices=["upgrade", "downgrade"], nargs="?", default="upgrade")
     migrate.add_argument("target", nargs="?", default=None)
     migrate.set_defaults(handler=_migrate)
+
+    users.register(sub)
     return parser
 
 

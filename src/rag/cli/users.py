@@ -1,0 +1,114 @@
+"""``rag users add|list|disable|enable``: manage the accounts that log in to the gRPC API.
+
+Passwords never come from the command line (it shows in ``ps`` and shell history): they are
+read from a terminal prompt, or with ``--password-stdin`` from the first line of stdin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import IO, TypeVar
+
+from rag.core.auth import Role, parse_role, validate_tenant, validate_username
+from rag.core.authentication import validate_password
+from rag.core.errors import InvalidInput, Unavailable
+from rag.settings import Settings
+
+T = TypeVar("T")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = sub.add_parser("users", help="manage API users")
+    actions = users.add_subparsers(dest="users_action", required=True)
+
+    add = actions.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("--role", default=Role.USER.value, choices=[r.value for r in Role])
+    add.add_argument("--tenant", required=True, help="e.g. acme (lowercase letters, digits, _ and -)")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    add.set_defaults(handler=_add)
+
+    list_ = actions.add_parser("list", help="list users")
+    list_.add_argument("--tenant", help="only this tenant's users")
+    list_.set_defaults(handler=_list)
+
+    for name, disabled in (("disable", True), ("enable", False)):
+        action = actions.add_parser(name, help=f"{name} a user's logins and refreshes")
+        action.add_argument("username")
+        action.set_defaults(handler=_set_disabled, disabled=disabled)
+
+
+def read_password(from_stdin: bool, stdin: IO[str] | None = None) -> str:
+    """The new password, from stdin's first line or from a terminal prompt typed twice."""
+    stream = stdin or sys.stdin
+    if from_stdin:
+        password = stream.readline().rstrip("\r\n")
+    else:
+        if not stream.isatty():
+            raise InvalidInput("no terminal to prompt on: pass --password-stdin", field="password")
+        password = getpass.getpass("password: ")
+        if getpass.getpass("password (again): ") != password:
+            raise InvalidInput("the two entries differ", field="password")
+    return validate_password(password)
+
+
+def _add(args: argparse.Namespace, settings: Settings) -> int:
+    username = validate_username(args.username)
+    tenant = validate_tenant(args.tenant)
+    role = parse_role(args.role)
+    password = read_password(args.password_stdin)
+
+    async def add() -> None:
+        from rag.adapters.passwords import Argon2Passwords
+
+        password_hash = await Argon2Passwords().hash(password)
+        user = await _with_users(settings, lambda users: users.add(username, password_hash, role, tenant))
+        print(f"added user {user.username!r} (role {user.role.value}, tenant {user.tenant})")
+
+    asyncio.run(add())
+    return 0
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    tenant = validate_tenant(args.tenant) if args.tenant else None
+    accounts = asyncio.run(_with_users(settings, lambda users: users.list(tenant)))
+    rows = [("USERNAME", "TENANT", "ROLE", "STATUS", "CREATED")]
+    for a in accounts:
+        created = a.created_at.strftime("%Y-%m-%d %H:%M") if a.created_at else "-"
+        rows.append((a.username, a.tenant, a.role.value, "disabled" if a.disabled else "enabled", created))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _set_disabled(args: argparse.Namespace, settings: Settings) -> int:
+    username = validate_username(args.username)
+    asyncio.run(_with_users(settings, lambda users: users.set_disabled(username, args.disabled)))
+    print(f"{'disabled' if args.disabled else 'enabled'} user {username!r}")
+    return 0
+
+
+async def _with_users(settings: Settings, operation: Callable[..., Awaitable[T]]) -> T:
+    """Run ``operation(UserRepository)`` over a one-connection pool."""
+    from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+    from rag.adapters.postgres.users import UserRepository
+
+    pool: AsyncConnectionPool = AsyncConnectionPool(
+        settings.DATABASE_URL, min_size=1, max_size=1, open=False, kwargs={"connect_timeout": 10}
+    )
+    try:
+        await pool.open(wait=True, timeout=settings.DATABASE_POOL_TIMEOUT)
+    except PoolTimeout:
+        raise Unavailable("cannot connect to PostgreSQL: check DATABASE_URL and that it runs") from None
+    try:
+        return await operation(UserRepository(pool))
+    finally:
+        await pool.close()
