@@ -19,6 +19,7 @@ import httpx
 
 from rag.stack.components.base import Component
 from rag.stack.components.postgres import Postgres
+from rag.stack.secrets import read_env_file
 from rag.stack.supervise import SEPARATOR
 
 HEALTHY_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
@@ -71,7 +72,9 @@ class Airflow(Component):
         }
 
     def env(self) -> dict[str, str]:
+        """Airflow's own settings plus RAG System's (tasks build their clients from them)."""
         env = super().env()
+        env.update(read_env_file(self.ctx.config.state_dir / "stack.env"))
         env.update(self.airflow_env())
         return env
 

@@ -1,0 +1,162 @@
+"""Ingest documents: parse, chunk, embed (Triton, batch priority) and index them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, Param, dag, task
+
+log = logging.getLogger(__name__)
+INDEX = Asset("rag://index/chunks")
+BATCH_SIZE = 8
+
+DOC = """
+### Ingest documents
+
+Reads every file under **source** (a local path on the workers, or `s3://bucket/prefix`), or the
+**document_ids** an upload recorded, and takes each document through
+`received -> parsed -> chunked -> embedded -> indexed`. A file that cannot be parsed is
+**quarantined with its reason**; one bad file never fails the run.
+
+- Unchanged files are a no-op (sha256 content hash); a changed file replaces its chunks in one
+  transaction; with *delete_missing*, documents whose file is gone from *source* are deleted.
+- Documents are processed in batches of 8 mapped over parallel tasks; retrying a task never
+  duplicates rows.
+- Progress: the counts per status are in the `report` task log, and in the gRPC `GetStats`.
+"""
+
+TENANT_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+@dag(
+    dag_id="ingest_documents",
+    description="Parse, chunk, embed and index documents; quarantine what cannot be read",
+    doc_md=DOC,
+    schedule=None,
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=4,
+    tags=["rag", "ingestion"],
+    default_args={
+        "owner": "rag-platform",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=10),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(hours=2),
+    },
+    params={
+        "source": Param(
+            "",
+            type="string",
+            title="Source",
+            description="A local path on the workers, or s3://bucket/prefix; empty with document_ids.",
+        ),
+        "document_ids": Param(
+            [],
+            type="array",
+            items={"type": "string", "format": "uuid"},
+            title="Document ids",
+            description="Documents already received (e.g. by the gRPC Upload) to process.",
+        ),
+        "tenant": Param("default", type="string", pattern=TENANT_PATTERN, title="Tenant"),
+        "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
+        "overlap_tokens": Param(32, type="integer", minimum=0, maximum=4096, title="Chunk overlap (tokens)"),
+        "delete_missing": Param(
+            True,
+            type="boolean",
+            title="Delete missing",
+            description="Delete documents whose file left the source.",
+        ),
+    },
+    render_template_as_native_obj=True,
+)
+def ingest_documents() -> None:
+    @task
+    def receive(params: dict[str, Any] | None = None) -> list[list[str]]:
+        """Record the source's files (or the given ids) as received; return batches of ids."""
+        from rag_hooks import RagHook
+
+        from rag.ingestion.sources import receive_source
+
+        assert params is not None
+        tenant = params["tenant"]
+        with RagHook() as hook:
+            documents = hook.intake().documents
+            pending = [str(i) for i in documents.pending(tenant=tenant, ids=params["document_ids"])]
+            if params["source"]:
+                report = receive_source(
+                    hook.intake(), params["source"], tenant=tenant, delete_missing=params["delete_missing"]
+                )
+                log.info(
+                    "source %s: %d new or changed, %d unchanged, %d deleted, %d unreadable",
+                    params["source"],
+                    len(report.pending),
+                    report.unchanged,
+                    len(report.deleted),
+                    len(report.rejected),
+                )
+                for uri, reason in report.rejected.items():
+                    log.warning("unreadable: %s: %s", uri, reason)
+                pending = sorted(
+                    {
+                        *pending,
+                        *(str(i) for i in report.pending),
+                        *(str(i) for i in documents.pending(tenant=tenant)),
+                    }
+                )
+        log.info("%d documents to process", len(pending))
+        return [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
+
+    @task(max_active_tis_per_dagrun=2)
+    def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
+        """Parse, chunk, embed and index one batch; a document's failure stays with it."""
+        import uuid
+
+        from rag_hooks import RagHook
+
+        from rag.core.chunking import ChunkingOptions
+
+        assert params is not None
+        counts: dict[str, int] = {}
+        with RagHook() as hook:
+            pipeline = hook.pipeline(ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"]))
+            for doc_id in batch:
+                outcome = pipeline.process(uuid.UUID(doc_id))
+                counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+                timing = " ".join(f"{k}={v:.2f}s" for k, v in outcome.seconds.items())
+                log.info(
+                    "%s: %s chunks=%d %s %s",
+                    doc_id,
+                    outcome.status.value,
+                    outcome.chunks,
+                    timing,
+                    outcome.reason or "",
+                )
+        return counts
+
+    @task(outlets=[INDEX])
+    def report(results: list[dict[str, int]], params: dict[str, Any] | None = None) -> dict[str, int]:
+        """Refresh the BM25 statistics and report the tenant's documents per status."""
+        from rag_hooks import RagHook
+
+        assert params is not None
+        run: dict[str, int] = {}
+        for counts in results:
+            for status, n in counts.items():
+                run[status] = run.get(status, 0) + n
+        with RagHook() as hook:
+            documents = hook.intake().documents
+            documents.refresh_lexical_statistics()
+            totals = documents.counts_by_status(tenant=params["tenant"])
+        log.info("this run: %s", run)
+        log.info("tenant %s documents by status: %s", params["tenant"], totals)
+        return run
+
+    batches = receive()
+    report(process.expand(batch=batches))
+
+
+ingest_documents()

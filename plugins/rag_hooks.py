@@ -1,0 +1,111 @@
+"""Airflow hook for RAG System: its database, object storage, Triton and ingestion services.
+
+Tasks build everything from RAG System's settings (the deployment guide's environment
+variables, which the Airflow workers share with the other services), inside the task, never at
+DAG parse time. The hook holds no state between tasks; each task closes what it opened.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+    from rag.adapters.objectstore import BlobStore
+    from rag.adapters.triton import BlockingTriton
+    from rag.core.chunking import ChunkingOptions
+    from rag.ingestion.intake import Intake
+    from rag.ingestion.pipeline import Pipeline
+    from rag.settings import Settings
+
+
+class RagHook(BaseHook):
+    conn_name_attr = "rag_conn_id"
+    default_conn_name = "rag_default"
+    conn_type = "rag"
+    hook_name = "RAG System"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._opened: list[Any] = []
+
+    @cached_property
+    def settings(self) -> Settings:
+        from rag.settings import load_settings
+
+        return load_settings()
+
+    @cached_property
+    def pool(self) -> ConnectionPool:
+        from rag.adapters.postgres.pool import create_pool
+
+        pool = create_pool(self.settings, min_size=1, name="airflow-task")
+        self._opened.append(pool)
+        return pool
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        from rag.adapters.objectstore import BlobStore
+
+        return BlobStore(self.settings)
+
+    @cached_property
+    def triton(self) -> BlockingTriton:
+        from rag.adapters.triton import BlockingTriton, TritonOptions
+
+        options = TritonOptions(self.settings.TRITON_GRPC_URL, timeout_s=self.settings.TRITON_TIMEOUT_S)
+        client = BlockingTriton(options)
+        self._opened.append(client)
+        return client
+
+    def intake(self) -> Intake:
+        from rag.adapters.postgres.documents import DocumentRepository
+        from rag.ingestion.intake import Intake
+
+        return Intake(DocumentRepository(self.pool), self.blobs, self.settings.S3_BUCKET_DOCUMENTS)
+
+    def index_version(self) -> str:
+        """The serving embedding index version (the packaged embedder's on a fresh database)."""
+        from rag.adapters.postgres.indexes import IndexRegistry
+        from rag.models import artifacts
+
+        registry = IndexRegistry(self.pool)
+        active = registry.active()
+        if active is not None:
+            return active.model_version
+        path = artifacts.default_embedder_path()
+        version = artifacts.model_version(path, artifacts.DEFAULT_EMBEDDER_NAME)
+        return registry.ensure_active(version, 384).model_version
+
+    def pipeline(self, chunking: ChunkingOptions, *, model_version: str | None = None) -> Pipeline:
+        from rag.adapters.postgres.documents import DocumentRepository
+        from rag.adapters.triton import Priority
+        from rag.ingestion.pipeline import Pipeline
+        from rag.models.tokens import TokenCounter
+
+        counter = TokenCounter()
+        triton = self.triton
+        return Pipeline(
+            documents=DocumentRepository(self.pool),
+            blobs=self.blobs,
+            bucket=self.settings.S3_BUCKET_DOCUMENTS,
+            embed=lambda texts: triton.embed(texts, priority=Priority.BATCH),
+            count_tokens=counter.count,
+            model_version=model_version or self.index_version(),
+            chunking=chunking,
+        )
+
+    def close(self) -> None:
+        for resource in reversed(self._opened):
+            resource.close()
+        self._opened.clear()
+
+    def __enter__(self) -> RagHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
