@@ -9,7 +9,6 @@ NOT_SERVING, then in-flight calls get ``GRPC_GRACE_PERIOD_S`` to finish.
 from __future__ import annotations
 
 import asyncio
-import functools
 import importlib
 import inspect
 import logging
@@ -36,7 +35,7 @@ from grpc_services.logs import configure_logging
 from grpc_services.metrics import GrpcMetrics, MetricsHttpServer, metrics_app
 from grpc_services.permissions import check_covered
 from rag.core.authentication import TokenCodec
-from rag.core.errors import ConfigurationError, RagError, Unavailable
+from rag.core.errors import ConfigurationError, RagError
 from rag.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -262,29 +261,10 @@ async def serve(
 
 async def _run(settings: Settings) -> None:
     """Build the process's shared clients once, then serve."""
-    from psycopg_pool import PoolTimeout
+    from grpc_services.app import application
 
-    from grpc_services.servicers.auth import AuthServicer
-    from rag.adapters.passwords import Argon2Passwords
-    from rag.adapters.postgres.health import database_ready
-    from rag.adapters.postgres.pool import create_async_pool
-    from rag.adapters.postgres.users import UserRepository
-    from rag.adapters.tokens import JwtTokens
-    from rag.core.authentication import Authenticator
-
-    try:
-        pool = await create_async_pool(settings)
-    except PoolTimeout:
-        raise Unavailable(
-            f"PostgreSQL did not answer within {settings.DATABASE_POOL_TIMEOUT:g} s (DATABASE_URL)"
-        ) from None
-    try:
-        tokens = JwtTokens.from_settings(settings)
-        authenticator = Authenticator(UserRepository(pool), Argon2Passwords(), tokens)
-        servicers: list[object] = [AuthServicer(authenticator)]
-        await serve(settings, servicers, tokens=tokens, readiness=functools.partial(database_ready, pool))
-    finally:
-        await pool.close()
+    async with application(settings) as app:
+        await serve(settings, app.servicers, readiness=app.readiness)
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from rag.adapters.triton import Priority, TritonClient
@@ -86,7 +86,7 @@ class GenerationService:
 
     async def stream(
         self, caller: Caller, request: GenerationRequest, *, timeout: float | None = None
-    ) -> AsyncIterator[Token | Final]:
+    ) -> AsyncGenerator[Token | Final, None]:
         began = time.perf_counter()
         timeout = self.default_timeout_s if timeout is None else timeout
         search = request.search or SearchRequest.validated(query=request.question, top_k=request.top_k)

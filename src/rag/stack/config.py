@@ -22,6 +22,8 @@ class Ports(BaseModel):
     triton_grpc: int = Field(58001, ge=1, le=65535)
     triton_metrics: int = Field(58002, ge=1, le=65535)
     airflow: int = Field(58080, ge=1, le=65535)
+    grpc: int = Field(58051, ge=1, le=65535)
+    metrics: int = Field(59464, ge=1, le=65535)
 
     def seaweed(self) -> dict[str, int]:
         """SeaweedFS mini opens many listeners; pin every one of them next to the S3 port."""
@@ -65,7 +67,7 @@ class StackConfig(BaseSettings):
     plugins_folder: Path = REPO_ROOT / "plugins"
     enable_gpu: bool = False
     # Components to run; tests may start a subset.
-    components: tuple[str, ...] = ("postgres", "redis", "objectstore", "mlflow", "triton", "airflow")
+    components: tuple[str, ...] = ("postgres", "redis", "objectstore", "mlflow", "triton", "airflow", "api")
     # PostgreSQL refuses to run as root: the stack runs it as this system user when root.
     service_user: str = "ragstack"
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 WAVES: tuple[tuple[str, ...], ...] = (
     ("postgres", "redis", "objectstore", "triton"),
     ("mlflow", "airflow"),
+    ("api",),
 )
 
 
@@ -119,6 +120,8 @@ class LocalStack:
             "AIRFLOW_API_URL": Airflow(self.ctx).url,
             "AIRFLOW_USERNAME": "admin",
             "AIRFLOW_PASSWORD": s["AIRFLOW_ADMIN_PASSWORD"],
+            "GRPC_PORT": str(cfg.ports.grpc),
+            "METRICS_PORT": str(cfg.ports.metrics),
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
         }
@@ -140,3 +143,7 @@ class LocalStack:
         yield "Triton gRPC / HTTP", f"{cfg.host}:{cfg.ports.triton_grpc} / {Triton(self.ctx).http_url}"
         yield "Triton metrics", f"http://{cfg.host}:{cfg.ports.triton_metrics}/metrics"
         yield "Airflow UI", f"{Airflow(self.ctx).url}  (user admin, password in {self.secrets_path})"
+        yield (
+            "gRPC API",
+            f"{cfg.host}:{cfg.ports.grpc}  (metrics http://{cfg.host}:{cfg.ports.metrics}/metrics)",
+        )

@@ -364,6 +364,15 @@ class DocumentRepository:
             )
             return [DocumentRecord.from_row(r) for r in cur.fetchall()]
 
+    def blob_in_use(self, blob_key: str, *, tenant: str) -> bool:
+        """Whether any document of ``tenant`` still stores its bytes under ``blob_key``."""
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM documents WHERE tenant = %s AND blob_key = %s)",
+                (tenant, blob_key),
+            ).fetchone()
+        return bool(row and row[0])
+
     def refresh_lexical_statistics(self) -> None:
         """Recompute BM25 document frequencies and lengths (after each ingested batch)."""
         with self.pool.connection() as conn:

@@ -47,9 +47,10 @@ def upgrade() -> None:
     -- Postings of one chunk from its tsvector: tf = positions of the lexeme, dl = all positions.
     CREATE FUNCTION rag_index_chunk_terms(chunk_ids bigint[]) RETURNS void LANGUAGE sql AS $$
         INSERT INTO chunk_terms (tenant, term, chunk_id, tf, dl)
-        SELECT c.tenant, t.lexeme, c.id, greatest(coalesce(array_length(t.positions, 1), 1), 1),
-               greatest(sum(greatest(coalesce(array_length(t.positions, 1), 1), 1)) OVER (PARTITION BY c.id), 1)
-        FROM chunks c, unnest(c.tsv) AS t
+        SELECT c.tenant, t.lexeme, c.id, t.tf, sum(t.tf) OVER (PARTITION BY c.id)
+        FROM chunks c,
+             LATERAL (SELECT u.lexeme, greatest(coalesce(array_length(u.positions, 1), 1), 1) AS tf
+                      FROM unnest(c.tsv) AS u) AS t
         WHERE c.id = ANY(chunk_ids)
         ON CONFLICT DO NOTHING
     $$;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rag.stack.components.airflow import Airflow
+from rag.stack.components.api import Api
 from rag.stack.components.base import Component, StackContext
 from rag.stack.components.mlflow import MLflow
 from rag.stack.components.objectstore import ObjectStore
@@ -17,6 +18,7 @@ ALL: dict[str, type[Component]] = {
     "mlflow": MLflow,
     "triton": Triton,
     "airflow": Airflow,
+    "api": Api,
 }
 
 __all__ = ["ALL", "Component", "StackContext"]

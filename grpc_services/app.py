@@ -1,0 +1,116 @@
+"""The process's shared clients and every servicer, built once at start-up (STYLE rule 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from grpc_services.health import Readiness, all_ready
+from rag.core.errors import Unavailable
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVED_MODELS = ("embedder", "generator")
+
+
+@dataclass
+class Application:
+    servicers: list[object]
+    readiness: Readiness
+
+
+@contextlib.asynccontextmanager
+async def application(settings: Settings) -> AsyncIterator[Application]:
+    from grpc_services.servicers.admin import AdminServicer
+    from grpc_services.servicers.auth import AuthServicer
+    from grpc_services.servicers.documents import DocumentServicer
+    from grpc_services.servicers.generation import GenerationServicer
+    from grpc_services.servicers.search import SearchServicer
+    from rag.adapters.airflow import AirflowClient
+    from rag.adapters.cache import TieredCache
+    from rag.adapters.objectstore import BlobStore
+    from rag.adapters.passwords import Argon2Passwords
+    from rag.adapters.postgres.documents import DocumentRepository
+    from rag.adapters.postgres.health import database_ready
+    from rag.adapters.postgres.pool import create_async_pool, create_pool
+    from rag.adapters.postgres.users import UserRepository
+    from rag.adapters.tokens import JwtTokens
+    from rag.adapters.triton import TritonClient, TritonOptions
+    from rag.core.authentication import Authenticator
+    from rag.generation.service import GenerationService
+    from rag.ingestion.intake import Intake
+    from rag.parsing import ParseLimits
+    from rag.retrieval.service import RetrievalService
+
+    try:
+        async_pool: AsyncConnectionPool = await create_async_pool(settings)
+    except PoolTimeout:
+        raise Unavailable(
+            f"PostgreSQL did not answer within {settings.DATABASE_POOL_TIMEOUT:g} s (DATABASE_URL)"
+        ) from None
+    pool = await asyncio.to_thread(create_pool, settings, min_size=2, name="grpc-sync")
+    triton = TritonClient(TritonOptions(settings.TRITON_GRPC_URL, timeout_s=settings.TRITON_TIMEOUT_S))
+    cache = TieredCache(redis_url=settings.REDIS_URL, disk_dir=Path(settings.HF_CACHE_DIR) / "query-cache")
+    blobs = BlobStore(settings)
+    airflow = (
+        AirflowClient(
+            settings.AIRFLOW_API_URL,
+            settings.AIRFLOW_USERNAME,
+            settings.AIRFLOW_PASSWORD.get_secret_value() if settings.AIRFLOW_PASSWORD else None,
+        )
+        if settings.AIRFLOW_API_URL
+        else None
+    )
+    try:
+        tokens = JwtTokens.from_settings(settings)
+        documents = DocumentRepository(pool)
+        retrieval = RetrievalService(pool=pool, triton=triton, cache=cache)
+        intake = Intake(
+            documents, blobs, settings.S3_BUCKET_DOCUMENTS, ParseLimits(max_bytes=settings.UPLOAD_MAX_BYTES)
+        )
+
+        async def cleanup(days: int) -> dict[str, int]:
+            from rag.operations.cleanup import cleanup_older_than
+
+            removed = await asyncio.to_thread(cleanup_older_than, pool, blobs, settings, days)
+            removed["cache_entries"] = await asyncio.to_thread(cache.expire_disk)
+            return removed
+
+        servicers: list[object] = [
+            AuthServicer(Authenticator(UserRepository(async_pool), Argon2Passwords(), tokens)),
+            DocumentServicer(
+                intake=intake,
+                documents=documents,
+                blobs=blobs,
+                bucket=settings.S3_BUCKET_DOCUMENTS,
+                airflow=airflow,
+                max_upload_bytes=settings.UPLOAD_MAX_BYTES,
+            ),
+            SearchServicer(retrieval),
+            GenerationServicer(GenerationService(retrieval=retrieval, triton=triton)),
+            AdminServicer(pool=pool, cleanup=cleanup),
+        ]
+
+        async def storage_ready() -> bool:
+            return await asyncio.to_thread(blobs.ready)
+
+        async def models_ready() -> bool:
+            results = await asyncio.gather(*(triton.model_ready(m) for m in SERVED_MODELS))
+            return all(results)
+
+        readiness = all_ready(lambda: database_ready(async_pool), storage_ready, models_ready)
+        yield Application(servicers, readiness)
+    finally:
+        await triton.close()
+        await cache.close()
+        if airflow is not None:
+            airflow.close()
+        await asyncio.to_thread(pool.close)
+        await async_pool.close()

@@ -1,0 +1,176 @@
+"""``rag.v1.DocumentService``: upload (client streaming), get, list, delete — tenant-scoped."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import grpc.aio
+
+from grpc_services.context import annotate_call, current_principal
+from grpc_services.servicers import convert
+from rag.adapters.airflow import AirflowClient
+from rag.adapters.objectstore import BlobStore
+from rag.adapters.postgres.documents import DocumentRepository
+from rag.core.errors import InvalidInput, RagError
+from rag.ingestion.intake import Intake
+from rag.proto.rag.v1 import document_pb2, document_pb2_grpc
+
+log = logging.getLogger(__name__)
+INGEST_DAG = "ingest_documents"
+MAX_PAGE_SIZE = 200
+
+
+def _document_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a document id (a UUID)", field="document_id") from None
+
+
+def _encode_token(created_at: datetime, doc_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), str(doc_id)]).encode()).decode()
+
+
+def _decode_token(token: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, doc_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return datetime.fromisoformat(created), uuid.UUID(doc_id)
+    except (ValueError, TypeError):
+        raise InvalidInput(
+            "is not a token from a previous ListDocuments response", field="page_token"
+        ) from None
+
+
+class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
+    def __init__(
+        self,
+        *,
+        intake: Intake,
+        documents: DocumentRepository,
+        blobs: BlobStore,
+        bucket: str,
+        airflow: AirflowClient | None,
+        max_upload_bytes: int,
+    ) -> None:
+        self._intake = intake
+        self._documents = documents
+        self._blobs = blobs
+        self._bucket = bucket
+        self._airflow = airflow
+        self._max_upload_bytes = max_upload_bytes
+
+    async def Upload(
+        self, request_iterator: AsyncIterator[document_pb2.UploadRequest], context: grpc.aio.ServicerContext
+    ) -> document_pb2.UploadResponse:
+        principal = current_principal()
+        metadata: document_pb2.UploadMetadata | None = None
+        parts: list[bytes] = []
+        size = 0
+        async for message in request_iterator:
+            kind = message.WhichOneof("payload")
+            if kind == "metadata":
+                if metadata is not None or parts:
+                    raise InvalidInput("must be the first message, and only once", field="metadata")
+                metadata = message.metadata
+            elif kind == "chunk":
+                if metadata is None:
+                    raise InvalidInput("the first message must carry the metadata", field="metadata")
+                size += len(message.chunk)
+                if size > self._max_upload_bytes:
+                    raise InvalidInput(
+                        f"upload exceeds the {self._max_upload_bytes} byte limit (UPLOAD_MAX_BYTES)",
+                        field="chunk",
+                    )
+                parts.append(message.chunk)
+        if metadata is None:
+            raise InvalidInput("the first message must carry the metadata", field="metadata")
+        data = b"".join(parts)
+        if not data:
+            raise InvalidInput(
+                "no content was sent: stream the file's bytes after the metadata", field="chunk"
+            )
+        received = await asyncio.to_thread(
+            self._intake.receive,
+            data,
+            tenant=principal.tenant,
+            filename=metadata.filename,
+            title=metadata.title,
+            metadata=dict(metadata.metadata),
+            reject_unsupported=True,
+        )
+        document = received.document
+        run_id = ""
+        if received.changed or document.status.value == "received":
+            run_id = await asyncio.to_thread(self._trigger, principal.tenant, document.id)
+        annotate_call(document_id=str(document.id), size=size, deduplicated=not received.changed)
+        return document_pb2.UploadResponse(
+            document=convert.document(document), deduplicated=not received.changed, ingestion_run_id=run_id
+        )
+
+    def _trigger(self, tenant: str, document_id: uuid.UUID) -> str:
+        """Start ingestion; if Airflow cannot be reached the document stays ``received`` and the
+        sweeper picks it up later, so the upload still succeeds and nothing is lost."""
+        if self._airflow is None:
+            return ""
+        try:
+            return self._airflow.trigger(INGEST_DAG, {"document_ids": [str(document_id)], "tenant": tenant})
+        except RagError as exc:
+            log.warning("ingestion of %s deferred to the sweeper: %s", document_id, exc)
+            return ""
+
+    async def GetDocument(
+        self, request: document_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> document_pb2.GetDocumentResponse:
+        principal = current_principal()
+        record = await asyncio.to_thread(
+            self._documents.get, _document_id(request.document_id), tenant=principal.tenant
+        )
+        return document_pb2.GetDocumentResponse(document=convert.document(record))
+
+    async def ListDocuments(
+        self, request: document_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> document_pb2.ListDocumentsResponse:
+        principal = current_principal()
+        size = request.page_size or 50
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"must be between 1 and {MAX_PAGE_SIZE}", field="page_size")
+        after = _decode_token(request.page_token) if request.page_token else None
+        statuses = [convert.STATUS_FROM_PROTO[request.status]] if request.status else []
+        records = await asyncio.to_thread(
+            self._documents.list_documents,
+            tenant=principal.tenant,
+            statuses=statuses,
+            limit=size + 1,
+            after=after,
+        )
+        token = (
+            _encode_token(records[size - 1].created_at, records[size - 1].id) if len(records) > size else ""
+        )
+        return document_pb2.ListDocumentsResponse(
+            documents=[convert.document(r) for r in records[:size]], next_page_token=token
+        )
+
+    async def DeleteDocument(
+        self, request: document_pb2.DeleteDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> document_pb2.DeleteDocumentResponse:
+        """Delete the document, its chunks and its blob (unless another document shares it).
+
+        Idempotent: deleting a missing (or another tenant's) document answers deleted=false.
+        Cached results are unreachable at once: the tenant's generation changed with the delete.
+        """
+        principal = current_principal()
+        deleted = await asyncio.to_thread(
+            self._documents.delete, [_document_id(request.document_id)], tenant=principal.tenant
+        )
+        for record in deleted:
+            if record.blob_key and not await asyncio.to_thread(
+                self._documents.blob_in_use, record.blob_key, tenant=principal.tenant
+            ):
+                await asyncio.to_thread(self._blobs.delete, self._bucket, record.blob_key)  # idempotent
+        return document_pb2.DeleteDocumentResponse(deleted=bool(deleted))

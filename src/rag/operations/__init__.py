@@ -1,0 +1,1 @@
+"""Operations: backups, restores, maintenance and cleanup, shared by DAGs and the Admin API."""
