@@ -13,7 +13,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rag.cli import users
+import grpc
+
+from rag.cli import api, users
 from rag.core.errors import RagError
 from rag.settings import Settings, load_settings
 from rag.stack.secrets import read_env_file
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(handler=_migrate)
 
     users.register(sub)
+    api.register(sub)
     return parser
 
 
@@ -76,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "target", "x") is None:
         args.target = "base" if args.revision_action == "downgrade" else "head"
     try:
+        client_handler = getattr(args, "client_handler", None)
+        if client_handler is not None:  # API commands need no server settings
+            try:
+                return int(client_handler(args))
+            except grpc.RpcError as exc:
+                print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+                return 1
         environ = dict(os.environ)
         if args.env_file is not None:
             if not args.env_file.exists():

@@ -102,6 +102,7 @@ def sniff(data: bytes, limits: ParseLimits | None = None) -> tuple[Kind, str | N
     head = text[:4096]
     if _HTML.match(head.encode("utf-8", "ignore")) or len(_HTML_TAGS.findall(head)) >= 3:
         return Kind.HTML, text
-    if len(_MARKDOWN.findall(text[:20000])) >= 2:
+    first_line = text.lstrip().split("\n", 1)[0]
+    if len(_MARKDOWN.findall(text[:20000])) >= 2 or re.match(r"#{1,6}\s+\S", first_line):
         return Kind.MARKDOWN, text
     return Kind.TEXT, text

@@ -1,0 +1,220 @@
+"""A typed Python client for RAG System's gRPC API.
+
+    client = RagClient("127.0.0.1:58051")
+    client.login("alice", password)
+    doc = client.upload(Path("report.pdf"))
+    for event in client.ask("What does the report conclude?"):
+        ...
+
+Errors arrive as :class:`grpc.RpcError` with the server's status and a message saying what to
+fix. One channel per client; every call has a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import grpc
+
+from rag.proto.rag.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    auth_pb2,
+    auth_pb2_grpc,
+    common_pb2,
+    document_pb2,
+    document_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
+
+CHUNK_BYTES = 256 * 1024
+MODES = {
+    "hybrid": search_pb2.SEARCH_MODE_HYBRID,
+    "dense": search_pb2.SEARCH_MODE_DENSE,
+    "fulltext": search_pb2.SEARCH_MODE_FULLTEXT,
+}
+
+
+@dataclass
+class Tokens:
+    access: str
+    refresh: str = ""
+
+
+class RagClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        tokens: Tokens | None = None,
+        root_certificates: bytes | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        options = [
+            ("grpc.max_receive_message_length", 64 * 2**20),
+            ("grpc.max_send_message_length", 8 * 2**20),
+        ]
+        if root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.secure_channel(target, credentials, options=options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=options)
+        self.tokens = tokens
+        self.timeout_s = timeout_s
+        self._auth = cast(Any, auth_pb2_grpc.AuthServiceStub(self.channel))  # type: ignore[no-untyped-call]
+        self._documents = cast(Any, document_pb2_grpc.DocumentServiceStub(self.channel))  # type: ignore[no-untyped-call]
+        self._search = cast(Any, search_pb2_grpc.SearchServiceStub(self.channel))  # type: ignore[no-untyped-call]
+        self._generation = cast(Any, generation_pb2_grpc.GenerationServiceStub(self.channel))  # type: ignore[no-untyped-call]
+        self._models = cast(Any, model_pb2_grpc.ModelServiceStub(self.channel))  # type: ignore[no-untyped-call]
+        self._admin = cast(Any, admin_pb2_grpc.AdminServiceStub(self.channel))  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> RagClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _metadata(self) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {self.tokens.access}")] if self.tokens else []
+
+    # -- auth ---------------------------------------------------------------------------------
+    def login(self, username: str, password: str) -> auth_pb2.LoginResponse:
+        response: auth_pb2.LoginResponse = self._auth.Login(
+            auth_pb2.LoginRequest(username=username, password=password), timeout=self.timeout_s
+        )
+        self.tokens = Tokens(response.access_token, response.refresh_token)
+        return response
+
+    def refresh(self) -> None:
+        if not self.tokens or not self.tokens.refresh:
+            raise ValueError("log in first")
+        response = self._auth.Refresh(
+            auth_pb2.RefreshRequest(refresh_token=self.tokens.refresh), timeout=self.timeout_s
+        )
+        self.tokens = Tokens(response.access_token, self.tokens.refresh)
+
+    # -- documents ----------------------------------------------------------------------------
+    def upload(
+        self,
+        path: Path,
+        *,
+        title: str = "",
+        metadata: dict[str, str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        timeout_s: float = 600.0,
+    ) -> document_pb2.UploadResponse:
+        total = path.stat().st_size
+
+        def messages() -> Iterator[document_pb2.UploadRequest]:
+            yield document_pb2.UploadRequest(
+                metadata=document_pb2.UploadMetadata(filename=path.name, title=title, metadata=metadata or {})
+            )
+            sent = 0
+            with path.open("rb") as handle:
+                while chunk := handle.read(CHUNK_BYTES):
+                    sent += len(chunk)
+                    yield document_pb2.UploadRequest(chunk=chunk)
+                    if progress:
+                        progress(sent, total)
+
+        response: document_pb2.UploadResponse = self._documents.Upload(
+            messages(), metadata=self._metadata(), timeout=timeout_s
+        )
+        return response
+
+    def document(self, document_id: str) -> document_pb2.Document:
+        response = self._documents.GetDocument(
+            document_pb2.GetDocumentRequest(document_id=document_id),
+            metadata=self._metadata(),
+            timeout=self.timeout_s,
+        )
+        return cast(document_pb2.Document, response.document)
+
+    def documents(
+        self,
+        *,
+        status: common_pb2.DocumentStatus = common_pb2.DOCUMENT_STATUS_UNSPECIFIED,
+        page_size: int = 50,
+    ) -> Iterator[document_pb2.Document]:
+        token = ""
+        while True:
+            page = self._documents.ListDocuments(
+                document_pb2.ListDocumentsRequest(status=status, page_size=page_size, page_token=token),
+                metadata=self._metadata(),
+                timeout=self.timeout_s,
+            )
+            yield from page.documents
+            token = page.next_page_token
+            if not token:
+                return
+
+    def delete(self, document_id: str) -> bool:
+        response = self._documents.DeleteDocument(
+            document_pb2.DeleteDocumentRequest(document_id=document_id),
+            metadata=self._metadata(),
+            timeout=self.timeout_s,
+        )
+        return bool(response.deleted)
+
+    # -- search and generation -----------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 5,
+        mode: str = "hybrid",
+        rerank: bool = False,
+        document_ids: Sequence[str] = (),
+    ) -> search_pb2.SearchResponse:
+        response: search_pb2.SearchResponse = self._search.Search(
+            search_pb2.SearchRequest(
+                query=query,
+                top_k=top_k,
+                mode=MODES[mode],
+                rerank=rerank,
+                filters=common_pb2.SearchFilters(document_ids=list(document_ids)),
+            ),
+            metadata=self._metadata(),
+            timeout=self.timeout_s,
+        )
+        return response
+
+    def ask(
+        self, question: str, *, top_k: int = 5, max_tokens: int = 256, timeout_s: float = 300.0
+    ) -> Iterator[generation_pb2.GenerateStreamResponse]:
+        """Stream: token events as they are generated, then citations, then the summary."""
+        yield from self._generation.GenerateStream(
+            generation_pb2.GenerateStreamRequest(question=question, top_k=top_k, max_tokens=max_tokens),
+            metadata=self._metadata(),
+            timeout=timeout_s,
+        )
+
+    # -- operations ---------------------------------------------------------------------------
+    def models(self) -> model_pb2.ListModelsResponse:
+        response: model_pb2.ListModelsResponse = self._models.ListModels(
+            model_pb2.ListModelsRequest(), metadata=self._metadata(), timeout=self.timeout_s
+        )
+        return response
+
+    def stats(self) -> admin_pb2.GetStatsResponse:
+        response: admin_pb2.GetStatsResponse = self._admin.GetStats(
+            admin_pb2.GetStatsRequest(), metadata=self._metadata(), timeout=self.timeout_s
+        )
+        return response
+
+    def cleanup(self, days_old: int) -> admin_pb2.SystemCleanupResponse:
+        response: admin_pb2.SystemCleanupResponse = self._admin.SystemCleanup(
+            admin_pb2.SystemCleanupRequest(days_old=days_old), metadata=self._metadata(), timeout=120
+        )
+        return response
