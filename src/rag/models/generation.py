@@ -60,8 +60,13 @@ class Generator:
         cache_dir: str | Path | None = None,
         use_chat_template: bool = True,
         model_version: str | None = None,
+        repetition_penalty: float = 1.3,
     ) -> None:
         import torch
+
+        if repetition_penalty < 1.0:
+            raise ConfigurationError(f"repetition_penalty must be at least 1.0, got {repetition_penalty}")
+        self.repetition_penalty = repetition_penalty
 
         if dtype not in _DTYPES:
             raise ConfigurationError(f"generator dtype must be one of {_DTYPES}, got {dtype!r}")
@@ -90,6 +95,7 @@ class Generator:
             or getattr(config, "n_positions", None)
             or self._tokenizer.model_max_length
         )
+        self.hidden_size: int = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or 0)
         self._eos = _eos_token_ids(self._model, self._tokenizer)
         self._chat = use_chat_template and bool(getattr(self._tokenizer, "chat_template", None))
         parameters = inspect.signature(self._model.forward).parameters
@@ -184,10 +190,12 @@ class Generator:
         stops = StopSequenceFilter(stop)
         cache = _new_cache(self._model)
         step_input = input_ids
+        generated: list[int] = []
         for _ in range(budget):
             if is_cancelled():
                 return
-            token = self._next_token(step_input, cache, temperature, rng)
+            token = self._next_token(step_input, cache, temperature, rng, generated)
+            generated.append(token)
             if token in self._eos:
                 break
             piece = stops.push(decoder.push(token))
@@ -200,7 +208,9 @@ class Generator:
         if tail:
             yield tail
 
-    def _next_token(self, step_input: Any, cache: Any, temperature: float, rng: Any) -> int:
+    def _next_token(
+        self, step_input: Any, cache: Any, temperature: float, rng: Any, generated: Sequence[int] = ()
+    ) -> int:
         import torch
 
         # inference_mode per step, not around the generator: the caller's code runs between
@@ -213,6 +223,14 @@ class Generator:
                 **{self._cache_argument: cache},
             )
             logits = output.logits[0, -1].float()
+            if generated and self.repetition_penalty != 1.0:
+                # CTRL-style penalty on what this answer already said (not on the prompt, whose
+                # sources the answer should quote): small models otherwise loop on a phrase.
+                seen = torch.tensor(sorted(set(generated)), dtype=torch.long, device=logits.device)
+                values = logits[seen]
+                logits[seen] = torch.where(
+                    values > 0, values / self.repetition_penalty, values * self.repetition_penalty
+                )
             if temperature == 0.0:
                 return int(torch.argmax(logits).item())
             probabilities = torch.softmax(logits / temperature, dim=-1)

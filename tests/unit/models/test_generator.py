@@ -13,7 +13,8 @@ PROMPT = "Retrieval first, then generation."
 
 @pytest.fixture(scope="module")
 def generator(tiny_gpt2_path: Path) -> Generator:
-    return Generator(tiny_gpt2_path, dtype="float32")
+    # No repetition penalty: greedy output must equal transformers' own generate().
+    return Generator(tiny_gpt2_path, dtype="float32", repetition_penalty=1.0)
 
 
 def counting() -> tuple[list[int], Callable[[], bool]]:
@@ -39,6 +40,24 @@ def test_greedy_stream_equals_transformers_generate(generator: Generator, tiny_g
     expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
     assert generator.generate(PROMPT, 30) == expected
+
+
+def test_repetition_penalty_reduces_loops(tiny_gpt2_path: Path, generator: Generator) -> None:
+    plain = generator.generate(PROMPT, 60)
+    penalized = Generator(tiny_gpt2_path, dtype="float32", repetition_penalty=2.0).generate(PROMPT, 60)
+
+    def distinct_ratio(text: str) -> float:
+        return len(set(text)) / max(1, len(text))
+
+    assert penalized != plain
+    assert distinct_ratio(penalized) > distinct_ratio(plain)
+
+
+def test_repetition_penalty_below_one_is_refused(tiny_gpt2_path: Path) -> None:
+    from rag.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="repetition_penalty"):
+        Generator(tiny_gpt2_path, repetition_penalty=0.5)
 
 
 def test_streams_pieces_and_stops_at_max_tokens(generator: Generator) -> None:
