@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.core.errors import ConfigurationError
 
@@ -131,6 +131,21 @@ class Settings(BaseSettings):
         return value
 
 
+class _ExplicitSettings(Settings):
+    """Settings from an explicit mapping only: the process environment is not consulted."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from ``environ`` (default: the process environment).
 
@@ -140,7 +155,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if environ is None:
             return Settings()  # values come from the environment
         known = {k: v for k, v in environ.items() if k in Settings.model_fields}
-        return Settings.model_validate(known)
+        return _ExplicitSettings.model_validate(known)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
