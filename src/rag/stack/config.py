@@ -12,11 +12,11 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class Ports(BaseModel):
-    """One port per listening endpoint. SeaweedFS uses ``s3`` and the nine ports after it."""
+    """One port per listening endpoint. SeaweedFS uses ``s3`` and the ten ports after it."""
 
     postgres: int = Field(55432, ge=1, le=65535)
     redis: int = Field(56379, ge=1, le=65535)
-    s3: int = Field(58333, ge=1, le=65525)
+    s3: int = Field(58333, ge=1, le=65524)
     mlflow: int = Field(55000, ge=1, le=65535)
     triton_http: int = Field(58000, ge=1, le=65535)
     triton_grpc: int = Field(58001, ge=1, le=65535)
@@ -38,6 +38,8 @@ class Ports(BaseModel):
             "filer.port.grpc": base + 7,
             "admin.port": base + 8,
             "admin.port.grpc": base + 9,
+            # Prometheus /metrics of every SeaweedFS server in the process (scraped by infra/prometheus).
+            "metricsPort": base + 10,
         }
 
     def all_ports(self) -> dict[str, int]:

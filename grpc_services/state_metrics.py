@@ -1,0 +1,166 @@
+"""Metrics of the system's state in PostgreSQL, computed on scrape (a prometheus_client Collector).
+
+The API process is the one always-on process with a database pool, so it exports what the
+batch side (Airflow) leaves in the database:
+
+- ``rag_documents{status}``: documents by ingestion status (every status, zeros included);
+- ``rag_documents_overdue{status}``: documents past ``deadline_at`` in a non-terminal status
+  (not ``indexed``/``quarantined``): ingestion that is stuck;
+- ``rag_backup_last_success_timestamp_seconds{kind}``: end of the newest succeeded backup per
+  kind (``database``, ``model_repository``); 0 when there has never been one;
+- ``rag_embedding_index_info{model_version,status,dimension}``: 1 per active or building
+  embedding index version;
+- ``rag_memory_limit_bytes``: the process's memory budget (``MAX_MEMORY_GB``);
+- ``rag_state_scrape_success`` / ``rag_state_scrape_duration_seconds``: whether the last
+  database read worked and how long it took.
+
+Results are cached for ``ttl_s`` seconds, so several Prometheus servers (or a dashboard refresh)
+do not multiply the queries. A database error never breaks ``/metrics``: the state families are
+left out, ``rag_state_scrape_success`` is 0 and the error is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+DOCUMENT_STATUSES = ("received", "parsed", "chunked", "embedded", "indexed", "quarantined")
+TERMINAL_STATUSES = ("indexed", "quarantined")
+BACKUP_KINDS = ("database", "model_repository")
+
+# One read-only transaction; the statement timeout keeps a slow database from holding a scrape.
+STATE_QUERIES = {
+    "documents": "SELECT status::text, count(*) FROM documents GROUP BY status",
+    "overdue": (
+        "SELECT status::text, count(*) FROM documents"
+        " WHERE deadline_at < now() AND status NOT IN ('indexed', 'quarantined') GROUP BY status"
+    ),
+    "backups": (
+        "SELECT kind, extract(epoch FROM max(finished_at))::float8 FROM backups"
+        " WHERE status = 'succeeded' AND finished_at IS NOT NULL GROUP BY kind"
+    ),
+    "indexes": (
+        "SELECT model_version, status, dimension FROM embedding_indexes"
+        " WHERE status IN ('active', 'building') ORDER BY model_version"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    documents: dict[str, int] = field(default_factory=dict)
+    overdue: dict[str, int] = field(default_factory=dict)
+    last_backup: dict[str, float] = field(default_factory=dict)
+    indexes: tuple[tuple[str, str, int], ...] = ()
+
+
+def read_state(pool: Any, timeout_s: float = 2.0) -> StateSnapshot:
+    """Read a snapshot through a psycopg_pool ``ConnectionPool`` (sync: scrapes run in a thread)."""
+    with pool.connection(timeout=timeout_s) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.execute("SET TRANSACTION READ ONLY")
+        cur.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(timeout_s * 1000)),))
+        rows = {}
+        for name, sql in STATE_QUERIES.items():
+            cur.execute(sql)
+            rows[name] = cur.fetchall()
+    return StateSnapshot(
+        documents={str(s): int(n) for s, n in rows["documents"]},
+        overdue={str(s): int(n) for s, n in rows["overdue"]},
+        last_backup={str(k): float(t) for k, t in rows["backups"]},
+        indexes=tuple((str(v), str(s), int(d)) for v, s, d in rows["indexes"]),
+    )
+
+
+class DatabaseStateCollector(Collector):
+    """Yields the state families from ``read`` (a snapshot function), cached for ``ttl_s``."""
+
+    def __init__(
+        self,
+        read: Callable[[], StateSnapshot],
+        *,
+        memory_limit_bytes: float | None = None,
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._memory_limit_bytes = memory_limit_bytes
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, StateSnapshot | None, float] | None = None  # at, snapshot, seconds
+
+    def describe(self) -> Iterator[Metric]:
+        # Registration must not query the database: describe without values.
+        return iter(())
+
+    def _snapshot(self) -> tuple[StateSnapshot | None, float]:
+        with self._lock:  # concurrent scrapes share one read
+            now = self._clock()
+            if self._cached is not None and now - self._cached[0] < self._ttl_s:
+                return self._cached[1], self._cached[2]
+            started = time.perf_counter()
+            snapshot: StateSnapshot | None
+            try:
+                snapshot = self._read()
+            except Exception as exc:
+                log.warning("state metrics: database read failed: %s", exc or type(exc).__name__)
+                snapshot = None
+            elapsed = time.perf_counter() - started
+            self._cached = (now, snapshot, elapsed)
+            return snapshot, elapsed
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot, elapsed = self._snapshot()
+        yield GaugeMetricFamily(
+            "rag_state_scrape_success",
+            "1 when the last read of the system state from PostgreSQL worked.",
+            value=0 if snapshot is None else 1,
+        )
+        yield GaugeMetricFamily(
+            "rag_state_scrape_duration_seconds", "How long the last state read took.", value=elapsed
+        )
+        if self._memory_limit_bytes is not None:
+            yield GaugeMetricFamily(
+                "rag_memory_limit_bytes",
+                "Memory budget of this process (MAX_MEMORY_GB).",
+                value=self._memory_limit_bytes,
+            )
+        if snapshot is None:
+            return
+        documents = GaugeMetricFamily("rag_documents", "Documents by ingestion status.", labels=["status"])
+        overdue = GaugeMetricFamily(
+            "rag_documents_overdue",
+            "Documents past their deadline in a non-terminal status (stuck ingestion).",
+            labels=["status"],
+        )
+        for status in DOCUMENT_STATUSES:
+            documents.add_metric([status], snapshot.documents.get(status, 0))
+            if status not in TERMINAL_STATUSES:
+                overdue.add_metric([status], snapshot.overdue.get(status, 0))
+        yield documents
+        yield overdue
+        backups = GaugeMetricFamily(
+            "rag_backup_last_success_timestamp_seconds",
+            "Unix time the newest succeeded backup finished, by kind (0: never).",
+            labels=["kind"],
+        )
+        for kind in BACKUP_KINDS:
+            backups.add_metric([kind], snapshot.last_backup.get(kind, 0.0))
+        yield backups
+        indexes = GaugeMetricFamily(
+            "rag_embedding_index_info",
+            "Embedding index versions that serve (active) or are being built.",
+            labels=["model_version", "status", "dimension"],
+        )
+        for version, status, dimension in snapshot.indexes:
+            indexes.add_metric([version, status, str(dimension)], 1)
+        yield indexes
