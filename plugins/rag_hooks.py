@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from rag.settings import Settings
 
 
+# A privileged PostgreSQL login (superuser, or CREATEDB plus the right to create the vector
+# extension) for restores only: kept in Airflow's connections (secrets backend), not in the
+# settings every service reads, so the serving processes never hold it.
+ADMIN_DB_CONN_ID = "rag_postgres_admin"
+
+
 class RagHook(BaseHook):
     conn_name_attr = "rag_conn_id"
     default_conn_name = "rag_default"
@@ -97,6 +103,25 @@ class RagHook(BaseHook):
             count_tokens=counter.count,
             model_version=model_version or self.index_version(),
             chunking=chunking,
+        )
+
+    def admin_dsn(self, conn_id: str = ADMIN_DB_CONN_ID) -> str | None:
+        """The admin connection's DSN, or None when Airflow has no such connection."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+        from psycopg.conninfo import make_conninfo
+
+        try:
+            conn = self.get_connection(conn_id)
+        except AirflowNotFoundException:
+            self.log.info("no Airflow connection %s: restoring with DATABASE_URL's role", conn_id)
+            return None
+        return make_conninfo(
+            host=conn.host or "127.0.0.1",
+            port=conn.port or 5432,
+            user=conn.login,
+            password=conn.password,
+            dbname=conn.schema or "postgres",
+            connect_timeout=10,
         )
 
     def close(self) -> None:

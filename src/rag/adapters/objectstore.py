@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -126,9 +127,48 @@ class BlobStore:
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, bucket=bucket, key=key) from None
 
-    def ready(self) -> bool:
+    def upload_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: IO[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        part_bytes: int = 16 * 2**20,
+    ) -> None:
+        """Upload a non-seekable stream as it is read (multipart; at most a few parts in memory).
+
+        A failed upload aborts its multipart upload: no partial object is left behind.
+        """
+        transfer = TransferConfig(
+            multipart_threshold=part_bytes, multipart_chunksize=part_bytes, max_concurrency=2
+        )
         try:
-            self._client.head_bucket(Bucket=self.settings.S3_BUCKET_DOCUMENTS)
+            self._client.upload_fileobj(
+                stream, bucket, key, ExtraArgs={"ContentType": content_type}, Config=transfer
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket=bucket, key=key) from None
+
+    def open_stream(self, bucket: str, key: str) -> IO[bytes]:
+        """The object's body as a stream to ``read(n)`` from; the caller closes it."""
+        try:
+            body: IO[bytes] = self._client.get_object(Bucket=bucket, Key=key)["Body"]
+            return body
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket=bucket, key=key) from None
+
+    def stat(self, bucket: str, key: str) -> ObjectInfo:
+        try:
+            head = self._client.head_object(Bucket=bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, bucket=bucket, key=key) from None
+        return ObjectInfo(key, int(head["ContentLength"]), head["LastModified"])
+
+    def ready(self, bucket: str | None = None) -> bool:
+        """Whether ``bucket`` (default: the documents bucket) answers."""
+        try:
+            self._client.head_bucket(Bucket=bucket or self.settings.S3_BUCKET_DOCUMENTS)
             return True
         except (ClientError, BotoCoreError):
             return False

@@ -75,6 +75,14 @@ class DocumentRecord:
 
 
 @dataclass(frozen=True)
+class Swept:
+    """What the sweeper did: documents sent back for another attempt, and those given up on."""
+
+    reset: list[uuid.UUID]
+    quarantined: list[uuid.UUID]
+
+
+@dataclass(frozen=True)
 class Received:
     """Outcome of receiving content: the document, and whether anything changed."""
 
@@ -378,17 +386,60 @@ class DocumentRepository:
         with self.pool.connection() as conn:
             conn.execute("SELECT rag_refresh_bm25_stats()")
 
-    def sweep(self, *, reason: str = "stuck past its processing deadline") -> list[uuid.UUID]:
-        """Quarantine every non-terminal document past its deadline (the sweeper)."""
+    def stale_received(self, *, older_than_s: float, limit: int = 10_000) -> list[uuid.UUID]:
+        """Documents left ``received`` for longer than ``older_than_s`` (nobody is processing them:
+        an upload while Airflow was down, or a retry after a transient failure), oldest first."""
         with self.pool.connection() as conn:
             rows = conn.execute(
                 """
-                UPDATE documents SET status = 'quarantined',
-                       error_reason = %s || ' (was ' || status::text || ', attempts ' || attempts || ')'
-                WHERE status IN ('parsed', 'chunked', 'embedded') AND deadline_at < now()
-                   OR status = 'received' AND deadline_at < now() - interval '1 day'
-                RETURNING id
+                SELECT id FROM documents
+                WHERE status = 'received' AND updated_at < now() - make_interval(secs => %s)
+                ORDER BY updated_at, id LIMIT %s
                 """,
-                (reason,),
+                (older_than_s, limit),
             ).fetchall()
         return [r[0] for r in rows]
+
+    def requeue_retired_versions(self) -> list[uuid.UUID]:
+        """Documents indexed with an embedding version that has been retired go back to
+        ``received``: their chunks are invisible to search (it filters by the active version).
+        Only an ingestion that began before a re-embedding's cutover and wrote after it leaves
+        such documents; the cutover relabels all others in its own transaction."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                """
+                UPDATE documents SET status = 'received', error_reason = NULL
+                WHERE status = 'indexed' AND embedding_model_version IN
+                      (SELECT model_version FROM embedding_indexes WHERE status = 'retired')
+                RETURNING id
+                """
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def sweep(self, *, max_attempts: int = 3, reason: str = "stuck past its deadline") -> Swept:
+        """Documents stuck in ``parsed``/``chunked``/``embedded`` past their deadline (their worker
+        died): back to ``received`` for another attempt while they have had fewer than
+        ``max_attempts``, else quarantined with the reason and the attempt count."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                """
+                WITH stuck AS (
+                    SELECT id, status::text AS was, attempts FROM documents
+                    WHERE status IN ('parsed', 'chunked', 'embedded') AND deadline_at < now()
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE documents d SET
+                    status = CASE WHEN s.attempts < %(max)s THEN 'received'
+                                  ELSE 'quarantined' END::document_status,
+                    error_reason = CASE WHEN s.attempts < %(max)s THEN NULL
+                        ELSE format('%%s after %%s attempts (was %%s)', %(reason)s::text, s.attempts, s.was)
+                    END
+                FROM stuck s WHERE d.id = s.id
+                RETURNING d.id, d.status::text
+                """,
+                {"max": max_attempts, "reason": reason},
+            ).fetchall()
+        return Swept(
+            reset=[i for i, status in rows if status == "received"],
+            quarantined=[i for i, status in rows if status == "quarantined"],
+        )

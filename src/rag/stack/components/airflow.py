@@ -69,7 +69,22 @@ class Airflow(Component):
             "AIRFLOW__API_AUTH__JWT_SECRET": self.ctx.secrets["AIRFLOW_JWT_SECRET"],
             "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            **self.connections_env(),
         }
+
+    def connections_env(self) -> dict[str, str]:
+        """Airflow connections of the stack: ``rag_postgres_admin``, the superuser that the
+        restore DAG needs to create databases and extensions (only Airflow gets it)."""
+        cfg = self.ctx.config
+        admin = {
+            "conn_type": "postgres",
+            "host": self.ctx.host,
+            "port": cfg.ports.postgres,
+            "login": "postgres",
+            "password": self.ctx.secrets["POSTGRES_SUPERUSER_PASSWORD"],
+            "schema": "postgres",
+        }
+        return {"AIRFLOW_CONN_RAG_POSTGRES_ADMIN": json.dumps(admin)}
 
     def env(self) -> dict[str, str]:
         """Airflow's own settings plus RAG System's (tasks build their clients from them)."""

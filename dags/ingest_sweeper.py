@@ -1,0 +1,150 @@
+"""Every 10 minutes: retry or quarantine documents stuck mid-pipeline, ingest those left received."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, task
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 8
+
+DOC = """
+### Ingestion sweeper
+
+Every accepted document must end `indexed` or `quarantined`; this DAG makes sure of it.
+
+- **sweep_stuck**: a document in `parsed`, `chunked` or `embedded` past its deadline lost its
+  worker. With fewer than *max_attempts* attempts it goes back to `received`; otherwise it is
+  quarantined with the reason *stuck past its deadline after N attempts*.
+  A document indexed with a *retired* embedding version (an ingestion that wrote after a
+  re-embedding's cutover) goes back to `received` too.
+- **find_received**: documents left `received` for more than *received_grace_minutes* (an
+  upload while Airflow was down, a retry after a transient error), plus the ones just sent back.
+- **process**: the same pipeline as `ingest_documents` (parse, chunk, embed through Triton at
+  batch priority, index), in batches of 8 mapped over parallel tasks.
+- **report**: refreshes the BM25 statistics when something was indexed; logs counts per status.
+"""
+
+
+@dag(
+    dag_id="ingest_sweeper",
+    description="Retry or quarantine documents stuck past their deadline; ingest documents left received",
+    doc_md=DOC,
+    schedule=timedelta(minutes=10),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=60),
+    tags=["rag", "ingestion"],
+    default_args={
+        "owner": "rag-platform",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(minutes=45),
+    },
+    params={
+        "max_attempts": Param(
+            3,
+            type="integer",
+            minimum=1,
+            maximum=20,
+            title="Max attempts",
+            description="A stuck document with this many attempts is quarantined instead of retried.",
+        ),
+        "received_grace_minutes": Param(
+            10,
+            type="integer",
+            minimum=0,
+            maximum=1440,
+            title="Grace for received (minutes)",
+            description="A received document younger than this is left to the run that received it.",
+        ),
+        "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
+        "overlap_tokens": Param(32, type="integer", minimum=0, maximum=4096, title="Chunk overlap (tokens)"),
+    },
+    render_template_as_native_obj=True,
+)
+def ingest_sweeper() -> None:
+    @task
+    def sweep_stuck(params: dict[str, Any] | None = None) -> dict[str, list[str]]:
+        """Back to received (attempts left) or quarantined: documents stuck past their deadline."""
+        from rag_hooks import RagHook
+
+        assert params is not None
+        with RagHook() as hook:
+            documents = hook.intake().documents
+            swept = documents.sweep(max_attempts=params["max_attempts"])
+            # Indexed with a retired embedding version (written after a re-embedding's cutover).
+            stale = documents.requeue_retired_versions()
+        for doc_id in stale:
+            log.info("%s: indexed with a retired embedding version, back to received", doc_id)
+        for doc_id in swept.reset:
+            log.info("%s: stuck past its deadline, back to received for another attempt", doc_id)
+        for doc_id in swept.quarantined:
+            log.warning("%s: stuck past its deadline too often, quarantined", doc_id)
+        return {
+            "reset": [str(i) for i in [*swept.reset, *stale]],
+            "quarantined": [str(i) for i in swept.quarantined],
+        }
+
+    @task
+    def find_received(swept: dict[str, list[str]], params: dict[str, Any] | None = None) -> list[list[str]]:
+        """Documents nobody is processing, in batches."""
+        from rag_hooks import RagHook
+
+        assert params is not None
+        with RagHook() as hook:
+            stale = hook.intake().documents.stale_received(older_than_s=params["received_grace_minutes"] * 60)
+        pending = list(dict.fromkeys([*swept["reset"], *(str(i) for i in stale)]))
+        log.info("%d documents to process (%d sent back by the sweep)", len(pending), len(swept["reset"]))
+        return [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
+
+    @task(max_active_tis_per_dagrun=2)
+    def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
+        """The ingestion pipeline for one batch; a document's failure stays with it."""
+        import uuid
+
+        from rag_hooks import RagHook
+
+        from rag.core.chunking import ChunkingOptions
+
+        assert params is not None
+        counts: dict[str, int] = {}
+        with RagHook() as hook:
+            pipeline = hook.pipeline(ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"]))
+            for doc_id in batch:
+                outcome = pipeline.process(uuid.UUID(doc_id))
+                counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+                log.info(
+                    "%s: %s chunks=%d %s", doc_id, outcome.status.value, outcome.chunks, outcome.reason or ""
+                )
+        return counts
+
+    @task(trigger_rule="none_failed")
+    def report(swept: dict[str, list[str]], results: list[dict[str, int]] | None) -> dict[str, int]:
+        """Refresh BM25 statistics if anything was indexed; log the counts."""
+        from rag_hooks import RagHook
+
+        run = {"reset": len(swept["reset"]), "quarantined_stuck": len(swept["quarantined"])}
+        for counts in results or []:
+            for status, n in counts.items():
+                run[status] = run.get(status, 0) + n
+        with RagHook() as hook:
+            documents = hook.intake().documents
+            if run.get("indexed"):
+                documents.refresh_lexical_statistics()
+            totals = documents.counts_by_status()
+        log.info("this run: %s", run)
+        log.info("documents by status: %s", totals)
+        return run
+
+    swept = sweep_stuck()
+    report(swept, process.expand(batch=find_received(swept)))
+
+
+ingest_sweeper()
