@@ -4,6 +4,10 @@ A parse failure is permanent: the document is quarantined with the parser's reas
 a dependency (Triton, object storage) is transient: the document goes back to ``received`` for
 the next run, and after ``max_attempts`` it is quarantined with the last error. One document's
 failure never stops the others.
+
+``process`` runs one document; ``process_many`` runs a batch with the same outcomes, but embeds
+the chunks of many documents together (full Triton batches instead of one short request per
+document) and prepares the next group while the current one is being embedded.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,13 +26,17 @@ from numpy.typing import NDArray
 from rag.adapters.objectstore import BlobStore
 from rag.adapters.postgres.documents import DocumentRepository
 from rag.core.chunking import ChunkingOptions, TokenCounter, chunk_document
-from rag.core.documents import DocumentStatus
+from rag.core.documents import Chunk, DocumentStatus
 from rag.core.errors import RagError, UnprocessableDocument
 from rag.parsing import ParseLimits, parse
 
 log = logging.getLogger(__name__)
 
 Embed = Callable[[Sequence[str]], NDArray[np.float32]]
+
+# Chunks embedded together by process_many: a few full Triton batches (max_batch_size 32), sent
+# as concurrent requests by the Triton client, so the dynamic batcher always has work queued.
+EMBED_GROUP_CHUNKS = 128
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,16 @@ class Outcome:
     chunks: int = 0
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    """A document parsed and chunked (status ``chunked``), waiting for its vectors."""
+
+    document_id: uuid.UUID
+    attempt: int
+    chunks: list[Chunk]
+    seconds: dict[str, float]
 
 
 @dataclass
@@ -54,6 +73,64 @@ class Pipeline:
 
     def process(self, document_id: uuid.UUID) -> Outcome:
         """Run one received document to a terminal state (or back to received on a transient error)."""
+        prepared = self._prepare(document_id)
+        if isinstance(prepared, Outcome):
+            return prepared
+        began = time.perf_counter()
+        try:
+            vectors = self.embed([c.text for c in prepared.chunks])
+        except Exception as exc:
+            return self._failed(prepared.document_id, prepared.attempt, exc, prepared.seconds)
+        return self._finish(prepared, vectors, time.perf_counter() - began)
+
+    def process_many(
+        self, document_ids: Sequence[uuid.UUID], *, group_chunks: int = EMBED_GROUP_CHUNKS
+    ) -> list[Outcome]:
+        """``process`` for each document, in order, embedding chunks of several documents at once.
+
+        Documents are prepared (fetched, parsed, chunked) until a group holds ``group_chunks``
+        chunks; the group is embedded in one call while the next group is prepared, then each
+        document of the group is written in its own transaction. A failed embedding call fails
+        only the documents of its group, each as ``process`` would (retry or quarantine).
+        The ``embed`` seconds of an outcome are its group's embedding time shared by chunk count.
+        """
+        outcomes: dict[uuid.UUID, Outcome] = {}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-embed") as embedder:
+            pending: tuple[list[_Prepared], Future[NDArray[np.float32]], float] | None = None
+            group: list[_Prepared] = []
+            size = 0
+
+            def submit(batch: list[_Prepared]) -> tuple[list[_Prepared], Future[NDArray[np.float32]], float]:
+                chunks = [c for p in batch for c in p.chunks]
+                return batch, embedder.submit(self._embed_by_length, chunks), time.perf_counter()
+
+            for document_id in document_ids:
+                prepared = self._prepare(document_id)
+                if isinstance(prepared, Outcome):
+                    outcomes[document_id] = prepared
+                    continue
+                group.append(prepared)
+                size += len(prepared.chunks)
+                if size >= group_chunks:
+                    if pending is not None:
+                        outcomes.update(self._finish_group(*pending))
+                    pending, group, size = submit(group), [], 0
+            if pending is not None:
+                outcomes.update(self._finish_group(*pending))
+            if group:
+                outcomes.update(self._finish_group(*submit(group)))
+        return [outcomes[i] for i in document_ids]
+
+    def _embed_by_length(self, chunks: Sequence[Chunk]) -> NDArray[np.float32]:
+        """Embed in order of token count, so each model batch pads its texts to similar lengths."""
+        order = sorted(range(len(chunks)), key=lambda i: chunks[i].token_count)
+        vectors = self.embed([chunks[i].text for i in order])
+        unsorted = np.empty_like(vectors)
+        unsorted[order] = vectors
+        return unsorted
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _prepare(self, document_id: uuid.UUID) -> _Prepared | Outcome:
         doc = self.documents.get(document_id)
         if doc.status is not DocumentStatus.RECEIVED:
             return Outcome(document_id, doc.status, reason="not waiting for ingestion")
@@ -74,18 +151,51 @@ class Pipeline:
                 raise UnprocessableDocument("document has no text to index")
             self.documents.advance(document_id, DocumentStatus.CHUNKED)
             timings["chunk"] = time.perf_counter() - began
-            began = time.perf_counter()
-            vectors = self.embed([c.text for c in chunks])
+        except Exception as exc:
+            return self._failed(document_id, attempt, exc, timings)
+        return _Prepared(document_id, attempt, list(chunks), timings)
+
+    def _finish_group(
+        self, group: list[_Prepared], vectors: Future[NDArray[np.float32]], submitted: float
+    ) -> dict[uuid.UUID, Outcome]:
+        try:
+            embedded = vectors.result()
+        except Exception as exc:
+            return {p.document_id: self._failed(p.document_id, p.attempt, exc, p.seconds) for p in group}
+        elapsed = time.perf_counter() - submitted
+        total = sum(len(p.chunks) for p in group)
+        outcomes: dict[uuid.UUID, Outcome] = {}
+        start = 0
+        for prepared in group:
+            n = len(prepared.chunks)
+            outcomes[prepared.document_id] = self._finish(
+                prepared, embedded[start : start + n], elapsed * n / total
+            )
+            start += n
+        return outcomes
+
+    def _finish(self, prepared: _Prepared, vectors: NDArray[np.float32], embed_s: float) -> Outcome:
+        document_id, timings = prepared.document_id, prepared.seconds
+        try:
             self.documents.advance(document_id, DocumentStatus.EMBEDDED)
-            timings["embed"] = time.perf_counter() - began
+            timings["embed"] = embed_s
             began = time.perf_counter()
-            self.documents.write_chunks(document_id, chunks, vectors, model_version=self.model_version)
+            self.documents.write_chunks(
+                document_id, prepared.chunks, vectors, model_version=self.model_version
+            )
             timings["write"] = time.perf_counter() - began
-            return Outcome(document_id, DocumentStatus.INDEXED, chunks=len(chunks), seconds=timings)
-        except UnprocessableDocument as exc:
+        except Exception as exc:
+            return self._failed(document_id, prepared.attempt, exc, timings)
+        return Outcome(document_id, DocumentStatus.INDEXED, chunks=len(prepared.chunks), seconds=timings)
+
+    def _failed(
+        self, document_id: uuid.UUID, attempt: int, exc: Exception, timings: dict[str, float]
+    ) -> Outcome:
+        """A permanent error quarantines; a transient one retries until ``max_attempts``."""
+        if isinstance(exc, UnprocessableDocument):
             self.documents.quarantine(document_id, str(exc))
             return Outcome(document_id, DocumentStatus.QUARANTINED, reason=str(exc), seconds=timings)
-        except (RagError, psycopg.OperationalError) as exc:  # transient: retry later
+        if isinstance(exc, RagError | psycopg.OperationalError):  # transient: retry later
             if attempt >= self.max_attempts:
                 reason = f"gave up after {attempt} attempts: {exc}"
                 self.documents.quarantine(document_id, reason)
@@ -93,8 +203,8 @@ class Pipeline:
             log.warning("document %s attempt %d failed, will retry: %s", document_id, attempt, exc)
             self.documents.reset_to_received(document_id)
             return Outcome(document_id, DocumentStatus.RECEIVED, reason=str(exc), seconds=timings)
-        except Exception as exc:  # a bug must not stall the batch: quarantine with the error
-            log.exception("document %s failed unexpectedly", document_id)
-            reason = f"unexpected error: {type(exc).__name__}: {exc}"
-            self.documents.quarantine(document_id, reason)
-            return Outcome(document_id, DocumentStatus.QUARANTINED, reason=reason, seconds=timings)
+        # A bug must not stall the batch: quarantine with the error.
+        log.error("document %s failed unexpectedly", document_id, exc_info=exc)
+        reason = f"unexpected error: {type(exc).__name__}: {exc}"
+        self.documents.quarantine(document_id, reason)
+        return Outcome(document_id, DocumentStatus.QUARANTINED, reason=reason, seconds=timings)

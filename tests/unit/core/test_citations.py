@@ -4,7 +4,14 @@ from rag.core.citations import extract_citations, verify
 from rag.core.prompts import NO_ANSWER, Source, build_prompt
 
 SOURCES = [
-    Source(1, 11, "d1", "Vitamin D", 1, "Vitamin D helps absorb calcium. Sunlight on the skin produces vitamin D."),
+    Source(
+        1,
+        11,
+        "d1",
+        "Vitamin D",
+        1,
+        "Vitamin D helps absorb calcium. Sunlight on the skin produces vitamin D.",
+    ),
     Source(2, 22, "d2", "Sleep", None, "Deep sleep consolidates memories. Adults need seven hours."),
 ]
 

@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers and ratios (see README, "Benchmarks")."""
