@@ -37,6 +37,7 @@ async def application(
     from grpc_services.servicers.auth import AuthServicer
     from grpc_services.servicers.documents import DocumentServicer
     from grpc_services.servicers.generation import GenerationServicer
+    from grpc_services.servicers.models import ModelServicer
     from grpc_services.servicers.search import SearchServicer
     from rag.adapters.airflow import AirflowClient
     from rag.adapters.cache import TieredCache
@@ -51,6 +52,7 @@ async def application(
     from rag.core.authentication import Authenticator
     from rag.generation.service import GenerationService
     from rag.ingestion.intake import Intake
+    from rag.models.lifecycle import open_lifecycle
     from rag.parsing import ParseLimits
     from rag.retrieval.service import RetrievalService
 
@@ -101,6 +103,11 @@ async def application(
             SearchServicer(retrieval),
             GenerationServicer(GenerationService(retrieval=retrieval, triton=triton)),
             AdminServicer(pool=pool, cleanup=cleanup),
+            ModelServicer(
+                lifecycle=lambda: open_lifecycle(settings),
+                triton=triton,
+                cache_dir=Path(settings.HF_CACHE_DIR),
+            ),
         ]
 
         async def storage_ready() -> bool:

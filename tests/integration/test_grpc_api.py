@@ -309,3 +309,35 @@ def test_system_cleanup_removes_only_what_is_old(api: Api, db: psycopg.Connectio
     left = db.execute("SELECT content_hash FROM documents WHERE tenant = %s", (tenant,)).fetchall()
     assert left == [(recent,)]
     assert db.execute("SELECT count(*) FROM query_history WHERE tenant = %s", (tenant,)).fetchone() == (0,)
+
+
+def test_model_service_lists_warms_and_updates(api: Api) -> None:
+    from rag.proto.rag.v1 import model_pb2, model_pb2_grpc
+
+    stub = model_pb2_grpc.ModelServiceStub(api.channel)
+    code, _ = _code(lambda: stub.ListModels(model_pb2.ListModelsRequest(), metadata=api.auth(), timeout=30))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    listed = stub.ListModels(model_pb2.ListModelsRequest(), metadata=api.auth(Role.ADMIN), timeout=60)
+    by_name = {m.name: m for m in listed.models}
+    assert set(by_name) == {"embedder", "reranker", "generator"}
+    assert by_name["embedder"].triton_state == model_pb2.TRITON_MODEL_STATE_READY
+    assert by_name["generator"].triton_state == model_pb2.TRITON_MODEL_STATE_READY
+    warmed = stub.WarmModels(
+        model_pb2.WarmModelsRequest(model_names=["embedder"]), metadata=api.auth(Role.ADMIN), timeout=120
+    )
+    assert [(r.name, r.ready) for r in warmed.results] == [("embedder", True)]
+    code, details = _code(
+        lambda: stub.WarmModels(
+            model_pb2.WarmModelsRequest(model_names=["nope"]), metadata=api.auth(Role.ADMIN), timeout=30
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("model_names:")
+    updates = stub.UpdateAllModels(
+        model_pb2.UpdateAllModelsRequest(dry_run=True), metadata=api.auth(Role.ADMIN), timeout=60
+    )
+    assert {u.name for u in updates.updates} == {"embedder", "reranker", "generator"}
+    assert not any(u.changed for u in updates.updates)
+    cleaned = stub.CleanupCache(
+        model_pb2.CleanupCacheRequest(days_old=3650), metadata=api.auth(Role.ADMIN), timeout=60
+    )
+    assert cleaned.entries_removed == 0  # nothing is ten years old

@@ -35,7 +35,9 @@ def test_embedder_is_loaded_and_matches_in_process(settings: Settings) -> None:
 
 def test_triton_down_is_unavailable_within_the_deadline() -> None:
     async def run() -> None:
-        async with TritonClient(TritonOptions("127.0.0.1:1", timeout_s=2.0, max_retries=2, backoff_s=0.05)) as client:
+        async with TritonClient(
+            TritonOptions("127.0.0.1:1", timeout_s=2.0, max_retries=2, backoff_s=0.05)
+        ) as client:
             await client.embed(["x"])
 
     began = time.monotonic()

@@ -12,7 +12,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -254,7 +254,7 @@ class TritonClient:
         stop: Sequence[str] = (),
         timeout: float | None = None,
         priority: Priority = Priority.GENERATION,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Stream the generator's tokens as Triton produces them.
 
         Closing the iterator early (or cancelling the task) cancels the Triton stream, which the
@@ -293,6 +293,7 @@ class TritonClient:
             await finished.wait()  # keep the stream open until the final response arrives
 
         stream = self._client._client_stub.ModelStreamInfer(requests(), timeout=self._remaining(deadline))
+        completed = False
         try:
             async for message in stream:
                 if message.error_message:
@@ -306,6 +307,7 @@ class TritonClient:
                         value = token.reshape(-1)[0]
                         yield value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
                 if final is not None and final.bool_param:
+                    completed = True
                     break
         except InferenceServerException as exc:
             raise translate(exc, model=GENERATOR) from None
@@ -319,7 +321,23 @@ class TritonClient:
             ) from None
         finally:
             finished.set()
-            stream.cancel()
+            if completed:
+                await _end_quietly(stream)
+            else:  # closed early: cancelling the RPC tells the model (request.is_cancelled())
+                stream.cancel()
+
+
+async def _end_quietly(stream: Any, timeout_s: float = 5.0) -> None:
+    """Let a finished stream end on its own: the request iterator has ended (a half-close) and
+    Triton closes the RPC. Cancelling it instead races Triton's release of the request: with
+    Triton 2.51 that left the generator's version stuck UNLOADING at its next reload (and the
+    server's strict readiness down)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in stream:
+                pass
+    except (TimeoutError, grpc.aio.AioRpcError):
+        stream.cancel()
 
 
 def _without_stub_traceback(message: str) -> str:

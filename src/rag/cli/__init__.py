@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from rag.cli import api, users
+from rag.cli import api, models, users
 from rag.core.errors import RagError
 from rag.settings import Settings, load_settings
 from rag.stack.secrets import read_env_file
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     users.register(sub)
     api.register(sub)
+    models.register(sub)
     return parser
 
 

@@ -76,6 +76,11 @@ class Embedder:
     def token_counter(self) -> TokenCounter:
         return self._counter
 
+    @property
+    def sentence_transformer(self) -> Any:
+        """The loaded ``SentenceTransformer`` (what MLflow's sentence_transformers flavor saves)."""
+        return self._model
+
 
 def _embedding_dimension(model: Any) -> int | None:
     # sentence-transformers 6 renamed get_sentence_embedding_dimension (now deprecated).

@@ -6,6 +6,7 @@ weights) without downloading anything. Their outputs are meaningless but determi
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from rag.models import artifacts
@@ -98,4 +99,41 @@ def build_tiny_gpt2(
         model.transformer.wte.weight[:2].zero_()  # EOS and <unk> (tied to the output layer)
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
+    return target
+
+
+def build_tiny_sentence_transformer(path: str | Path, *, dimension: int = 384, seed: int = 0) -> Path:
+    """Write a 2-layer, width-32 BERT sentence-transformer whose embeddings have ``dimension``
+    components (mean pooling, a dense projection, normalization) to ``path``.
+
+    It fits the embedder's Triton config (384 by default) while loading in a fraction of
+    MiniLM's time, so promotion tests can swap embedders quickly. Its vectors are meaningless.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    target = Path(path)
+    staging = target.parent / f".{target.name}-bert"
+    tokenizer = AutoTokenizer.from_pretrained(str(artifacts.default_embedder_path()), local_files_only=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        BertModel(config).save_pretrained(str(staging))
+        tokenizer.model_max_length = config.max_position_embeddings
+        tokenizer.save_pretrained(str(staging))
+        transformer = Transformer(str(staging), max_seq_length=config.max_position_embeddings)
+        pooling = Pooling(config.hidden_size, pooling_mode="mean")
+        dense = Dense(config.hidden_size, dimension, activation_function=torch.nn.Tanh())
+        model = SentenceTransformer(modules=[transformer, pooling, dense, Normalize()], device="cpu")
+    model.save(str(target))
+    shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -42,6 +42,8 @@ class RenderOptions:
     embedder_model_version: str = ""
     # A lone interactive request waits up to this long for company; bench/models tunes it.
     embedder_queue_delay_us: int = 2000
+    # 0: no priority levels (Triton 2.51 stalls lone requests ~500 ms with any; see template).
+    embedder_priority_levels: int = 0
     reranker_model_path: str = ""
     reranker_queue_delay_us: int = 2000
     generator_model_path: str = ""
@@ -54,7 +56,7 @@ class RenderOptions:
             raise ConfigurationError(f"instance count must be at least 1, got {self.instance_count}")
         if self.embedding_dim < 1:
             raise ConfigurationError(f"embedding dim must be at least 1, got {self.embedding_dim}")
-        for name in ("embedder_queue_delay_us", "reranker_queue_delay_us"):
+        for name in ("embedder_queue_delay_us", "reranker_queue_delay_us", "embedder_priority_levels"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must not be negative")
         if self.generator_dtype not in _GENERATOR_DTYPES:
@@ -68,12 +70,20 @@ class RenderOptions:
             "EMBEDDER_MODEL_PATH": pbtxt_string(_absolute(self.embedder_model_path)),
             "EMBEDDER_MODEL_VERSION": pbtxt_string(self.embedder_model_version),
             "EMBEDDER_QUEUE_DELAY_US": str(self.embedder_queue_delay_us),
+            "EMBEDDER_PRIORITY_LEVELS": _priority_block(self.embedder_priority_levels),
             "RERANKER_MODEL_PATH": pbtxt_string(_absolute(self.reranker_model_path)),
             "RERANKER_QUEUE_DELAY_US": str(self.reranker_queue_delay_us),
             "GENERATOR_MODEL_PATH": pbtxt_string(_absolute(self.generator_model_path)),
             "GENERATOR_DTYPE": pbtxt_string(self.generator_dtype),
             "GENERATOR_CACHE_DIR": pbtxt_string(_absolute(self.generator_cache_dir)),
         }
+
+
+def _priority_block(levels: int) -> str:
+    """The dynamic_batching lines for ``levels`` priority levels (the middle one the default)."""
+    if levels == 0:
+        return "  # no priority levels"
+    return f"  priority_levels: {levels}\n  default_priority_level: {min(2, levels)}"
 
 
 def pbtxt_string(value: str) -> str:
@@ -155,6 +165,9 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--embedder-model-path", default=defaults.embedder_model_path)
     parser.add_argument("--embedder-model-version", default=defaults.embedder_model_version)
     parser.add_argument("--embedder-queue-delay-us", type=int, default=defaults.embedder_queue_delay_us)
+    parser.add_argument(
+        "--embedder-priority-levels", type=int, default=defaults.embedder_priority_levels, help="0: none"
+    )
     parser.add_argument("--reranker-model-path", default=defaults.reranker_model_path)
     parser.add_argument("--reranker-queue-delay-us", type=int, default=defaults.reranker_queue_delay_us)
     parser.add_argument("--generator-model-path", default=defaults.generator_model_path)
@@ -175,6 +188,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         embedder_model_path=args.embedder_model_path,
         embedder_model_version=args.embedder_model_version,
         embedder_queue_delay_us=args.embedder_queue_delay_us,
+        embedder_priority_levels=args.embedder_priority_levels,
         reranker_model_path=args.reranker_model_path,
         reranker_queue_delay_us=args.reranker_queue_delay_us,
         generator_model_path=args.generator_model_path,

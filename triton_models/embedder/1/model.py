@@ -20,7 +20,7 @@ except ImportError:  # a source checkout whose package is not installed
 from rag.core.errors import InvalidInput
 from rag.models.embedding import Embedder
 from rag.models.tensors import RowBatch, decode_strings
-from rag.models.triton_args import instance_device, model_config, model_parameters
+from rag.models.triton_args import instance_device, model_config, model_parameters, weights_source
 
 
 def _error(message: str, code: Any) -> Any:
@@ -38,13 +38,10 @@ class TritonPythonModel:
         output = pb_utils.get_output_config_by_name(config, "EMBEDDING")
         self.output_dtype = pb_utils.triton_string_to_numpy(output["data_type"])
         dimension = int(output["dims"][-1])
-        parameters = model_parameters(config)
+        # A promoted version loads its own weights; version 1 the config's MODEL_PATH.
+        source = weights_source(args, model_parameters(config))
         device = instance_device(args)
-        self.embedder = Embedder(
-            parameters.get("MODEL_PATH") or None,
-            device=device,
-            model_version=parameters.get("MODEL_VERSION") or None,
-        )
+        self.embedder = Embedder(source.path, device=device, model_version=source.model_version)
         if self.embedder.dimension != dimension:
             raise pb_utils.TritonModelException(
                 f"model {self.embedder.path} makes {self.embedder.dimension}-dim embeddings but "
@@ -53,8 +50,9 @@ class TritonPythonModel:
             )
         self.embedder.encode(["warm-up"])  # the first request should not pay torch's first call
         pb_utils.Logger.log_info(
-            f"embedder {self.embedder.model_version} loaded from {self.embedder.path} "
-            f"on {device} (dim {dimension}, max_seq_length {self.embedder.max_seq_length})"
+            f"embedder {self.embedder.model_version} (Triton version {args.get('model_version')}) "
+            f"loaded from {self.embedder.path} on {device} "
+            f"(dim {dimension}, max_seq_length {self.embedder.max_seq_length})"
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:

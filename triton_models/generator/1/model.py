@@ -22,7 +22,7 @@ except ImportError:  # a source checkout whose package is not installed
 from rag.core.errors import InvalidInput
 from rag.models.generation import Generator
 from rag.models.tensors import encode_strings, parse_generation_inputs
-from rag.models.triton_args import instance_device, model_config, model_parameters
+from rag.models.triton_args import instance_device, model_config, model_parameters, weights_source
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
@@ -42,16 +42,20 @@ class TritonPythonModel:
         output = pb_utils.get_output_config_by_name(config, "TOKEN")
         self.output_dtype = pb_utils.triton_string_to_numpy(output["data_type"])
         parameters = model_parameters(config)
+        # A promoted version loads its own weights; version 1 the config's MODEL_PATH.
+        source = weights_source(args, parameters)
         device = instance_device(args)
         self.generator = Generator(
-            parameters.get("MODEL_PATH") or None,
+            source.path,
             device=device,
             dtype=parameters.get("DTYPE") or "bfloat16",
             cache_dir=parameters.get("CACHE_DIR") or None,
+            model_version=source.model_version,
         )
         self.generator.warm_up()
         pb_utils.Logger.log_info(
-            f"generator {self.generator.model_version} loaded from {self.generator.path} "
+            f"generator {self.generator.model_version} (Triton version {args.get('model_version')}) "
+            f"loaded from {self.generator.path} "
             f"on {device} ({self.generator.dtype}, context {self.generator.context_length})"
         )
 

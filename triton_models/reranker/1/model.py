@@ -20,7 +20,7 @@ except ImportError:  # a source checkout whose package is not installed
 from rag.core.errors import InvalidInput
 from rag.models.reranking import Reranker
 from rag.models.tensors import RowBatch, parse_rerank_pairs
-from rag.models.triton_args import instance_device, model_config, model_parameters
+from rag.models.triton_args import instance_device, model_config, model_parameters, weights_source
 
 
 def _error(message: str, code: Any) -> Any:
@@ -37,17 +37,20 @@ class TritonPythonModel:
         config = model_config(args)
         output = pb_utils.get_output_config_by_name(config, "SCORE")
         self.output_dtype = pb_utils.triton_string_to_numpy(output["data_type"])
-        model_path = model_parameters(config).get("MODEL_PATH")
-        if not model_path:
+        # A promoted version loads its own weights; version 1 the config's MODEL_PATH.
+        source = weights_source(args, model_parameters(config))
+        if source.path is None:
             raise pb_utils.TritonModelException(
-                "reranker has no MODEL_PATH: no cross-encoder ships with RAG System; render "
+                "reranker has no MODEL_PATH: no cross-encoder ships with RAG System; register "
+                "one (rag models register --kind reranker --path DIR --alias champion) or render "
                 "the config with --reranker-model-path DIR (a sentence-transformers CrossEncoder)"
             )
         device = instance_device(args)
-        self.reranker = Reranker(model_path, device=device)
+        self.reranker = Reranker(source.path, device=device, model_version=source.model_version)
         self.reranker.score("warm-up", ["warm-up"])  # the first request should not pay for it
         pb_utils.Logger.log_info(
-            f"reranker {self.reranker.model_version} loaded from {model_path} on {device}"
+            f"reranker {self.reranker.model_version} (Triton version {args.get('model_version')}) "
+            f"loaded from {source.path} on {device}"
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
