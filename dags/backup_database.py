@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 DATABASE_BACKUP = Asset("rag://backups/database")
@@ -34,18 +35,16 @@ Restore with the `restore_database` DAG, or by hand:
     description="pg_dump | gzip -1 to S3 with a checked catalogue; model repository snapshots; retention",
     doc_md=DOC,
     schedule="0 2 * * *",
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["rag", "operations", "backup"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=15),
-        "execution_timeout": timedelta(hours=4),
-    },
+    default_args=default_args(
+        retries=2,
+        retry_delay=timedelta(minutes=1),
+        max_retry_delay=timedelta(minutes=15),
+        execution_timeout=timedelta(hours=4),
+    ),
     params={
         "keep_days": Param(
             7,

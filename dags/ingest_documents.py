@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 INDEX = Asset("rag://index/chunks")
@@ -35,18 +36,16 @@ TENANT_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
     description="Parse, chunk, embed and index documents; quarantine what cannot be read",
     doc_md=DOC,
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=4,
     tags=["rag", "ingestion"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=10),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(hours=2),
-    },
+    default_args=default_args(
+        retries=3,
+        retry_delay=timedelta(seconds=10),
+        max_retry_delay=timedelta(minutes=5),
+        execution_timeout=timedelta(hours=2),
+    ),
     params={
         "source": Param(
             "",

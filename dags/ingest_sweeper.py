@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 8
@@ -34,19 +35,17 @@ Every accepted document must end `indexed` or `quarantined`; this DAG makes sure
     description="Retry or quarantine documents stuck past their deadline; ingest documents left received",
     doc_md=DOC,
     schedule=timedelta(minutes=10),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=60),
     tags=["rag", "ingestion"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=45),
-    },
+    default_args=default_args(
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+        max_retry_delay=timedelta(minutes=5),
+        execution_timeout=timedelta(minutes=45),
+    ),
     params={
         "max_attempts": Param(
             3,

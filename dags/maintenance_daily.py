@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,16 @@ DOC = """
     description="Health of every service, log cleanup older than 7 days, disk space alert at 90%",
     doc_md=DOC,
     schedule="30 3 * * *",
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["rag", "operations", "maintenance"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=30),
-    },
+    default_args=default_args(
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+        max_retry_delay=timedelta(minutes=5),
+        execution_timeout=timedelta(minutes=30),
+    ),
     params={
         "log_retention_days": Param(
             7,

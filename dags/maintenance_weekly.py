@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +31,16 @@ DOC = """
     description="VACUUM ANALYZE, query_history partitions, cleanup of data older than 30 days",
     doc_md=DOC,
     schedule="0 4 * * 0",
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["rag", "operations", "maintenance"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=15),
-        "execution_timeout": timedelta(hours=3),
-    },
+    default_args=default_args(
+        retries=2,
+        retry_delay=timedelta(minutes=1),
+        max_retry_delay=timedelta(minutes=15),
+        execution_timeout=timedelta(hours=3),
+    ),
     params={
         "days_old": Param(
             30,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 EMBEDDER = Asset("rag://models/embedder")  # updated by the embedder's promotion
@@ -39,18 +40,16 @@ Runs when the embedder is promoted (asset `rag://models/embedder`) or by hand wi
     description="Shadow re-embedding for a new embedder version, quality gate, atomic cutover",
     doc_md=DOC,
     schedule=[EMBEDDER],
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["rag", "ingestion", "models"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 3,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(hours=6),
-    },
+    default_args=default_args(
+        retries=3,
+        retry_delay=timedelta(seconds=30),
+        max_retry_delay=timedelta(minutes=10),
+        execution_timeout=timedelta(hours=6),
+    ),
     params={
         "model_version": Param(
             "",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 EMBEDDER = Asset("rag://models/embedder")
@@ -39,18 +40,16 @@ updates the Asset `rag://models/embedder`, which triggers `reembed_index`.
     description="Register a model version in MLflow and optionally promote it to Triton",
     doc_md=DOC,
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["rag", "models", "mlflow"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(hours=1),
-    },
+    default_args=default_args(
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+        max_retry_delay=timedelta(minutes=10),
+        execution_timeout=timedelta(hours=1),
+    ),
     params={
         "kind": Param("embedder", type="string", enum=["embedder", "reranker", "generator"], title="Kind"),
         "path": Param(

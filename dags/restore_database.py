@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
+from rag_dag_defaults import START_DATE, default_args
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +37,16 @@ uses `DATABASE_URL`'s role, which then needs CREATEDB and the right to create th
     description="Restore a backup into scratch (drill: check counts, checksums, search) or over live",
     doc_md=DOC,
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["rag", "operations", "backup"],
-    default_args={
-        "owner": "rag-platform",
-        "retries": 1,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(hours=6),
-    },
+    default_args=default_args(
+        retries=1,
+        retry_delay=timedelta(minutes=1),
+        max_retry_delay=timedelta(minutes=10),
+        execution_timeout=timedelta(hours=6),
+    ),
     params={
         "backup": Param(
             "",
