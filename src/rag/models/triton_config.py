@@ -40,8 +40,10 @@ class RenderOptions:
     embedding_dim: int = 384
     embedder_model_path: str = ""
     embedder_model_version: str = ""
-    # A lone interactive request waits up to this long for company; bench/models tunes it.
-    embedder_queue_delay_us: int = 2000
+    # A lone interactive request waits up to this long for company. Chosen with
+    # `python -m bench.models --queue-delays ...` (README, "Models"): 1 ms keeps a lone query's
+    # p50 within ~1.0x of in-process while concurrent requests still batch.
+    embedder_queue_delay_us: int = 1000
     # 0: no priority levels (Triton 2.51 stalls lone requests ~500 ms with any; see template).
     embedder_priority_levels: int = 0
     reranker_model_path: str = ""

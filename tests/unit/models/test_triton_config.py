@@ -63,7 +63,7 @@ def test_embedder_config_batches_with_three_priorities(tmp_path: Path) -> None:
         ("EMBEDDING", model_config_pb2.TYPE_FP32, [768])
     ]
     assert config.dynamic_batching.priority_levels == 0  # see the template: Triton 2.51 stalls
-    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert config.dynamic_batching.max_queue_delay_microseconds == 1000
     render_repository(REPOSITORY, RenderOptions(embedder_priority_levels=3), tmp_path / "p")
     prioritized = parse(tmp_path / "p" / "embedder" / "config.pbtxt").dynamic_batching
     assert (prioritized.priority_levels, prioritized.default_priority_level) == (3, 2)
