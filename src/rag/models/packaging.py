@@ -111,7 +111,10 @@ def _package_embedder(source: Path | None, target: Path, name: str | None) -> Pa
         ModelKind.EMBEDDER,
         target,
         weights,
-        _tags(ModelKind.EMBEDDER, weights, label, embedder.dimension, embedder.max_seq_length),
+        # sentence-transformers re-saves the folder (its config files change, not its tensors):
+        # the model_version stays the source folder's, so registering the packaged MiniLM names
+        # it as the stack's default embedder does and promoting it leaves the index current.
+        _tags(ModelKind.EMBEDDER, weights, label, embedder.dimension, embedder.max_seq_length, embedder.path),
     )
 
 
@@ -169,12 +172,19 @@ def _package_pyfunc(
     return PackagedModel(kind, target, weights, _tags(kind, weights, label, dimension, max_length))
 
 
-def _tags(kind: ModelKind, weights: Path, label: str, dimension: int, max_length: int) -> dict[str, str]:
+def _tags(
+    kind: ModelKind, weights: Path, label: str, dimension: int, max_length: int, source: Path | None = None
+) -> dict[str, str]:
+    """``sha256`` checks the artifact as uploaded; ``model_version`` names what was registered
+    (``source`` when given: the folder the weights came from)."""
     digest = artifacts.weights_digest(weights)
+    named = (
+        artifacts.model_version(source, label) if source else artifacts.model_version(weights, label, digest)
+    )
     return {
         TAG_KIND: kind.value,
         TAG_SHA256: digest,
-        TAG_MODEL_VERSION: artifacts.model_version(weights, label, digest),
+        TAG_MODEL_VERSION: named,
         TAG_DIMENSION: str(dimension),
         TAG_MAX_SEQ_LENGTH: str(max_length),
         TAG_SOURCE_NAME: label,
