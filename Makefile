@@ -71,7 +71,7 @@ test: install
 # Benchmarks (bench/): quality, ingestion, latency, generation, memory; tables on stdout,
 # JSON and TREC runs in bench/results/. Starts the stack if it is down and leaves it running.
 bench: install
-	$(PY) -m bench --start
+	$(PY) -m bench --start $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from bench import beir
 
 BENCHMARKS = ("quality", "ingestion", "latency", "generation", "memory")
 
@@ -29,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", type=Path, default=None, help="the stack's state directory")
     parser.add_argument("--start", action="store_true", help="start the stack when it is not running")
+    parser.add_argument(
+        "--data", type=Path, default=None, help=f"BEIR folder (default: ${beir.DATA_ENV} or shared SciFact)"
+    )
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated benchmarks to run")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     common = (["--state-dir", str(args.state_dir)] if args.state_dir else []) + (
         ["--start"] if args.start else []
     )
+    if args.data:
+        os.environ[beir.DATA_ENV] = str(args.data.resolve())  # read when each benchmark is imported
     failed = []
     for name in chosen:
         print(f"\n=== bench.{name} ===", flush=True)

@@ -5,10 +5,22 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 SPLITS = ("test", "dev", "train")
+DATA_ENV = "RAG_BENCH_DATA"
+_REPO = Path(__file__).resolve().parents[1]
+# SciFact ships in the team's shared folder: inside the checkout or beside it.
+_SCIFACT = (_REPO / "shared" / "data" / "scifact", _REPO.parent / "shared" / "data" / "scifact")
+
+
+def default_data() -> Path:
+    """$RAG_BENCH_DATA, else SciFact from ``shared/`` inside or beside the checkout."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV])
+    return next((p for p in _SCIFACT if (p / "corpus.jsonl").is_file()), _SCIFACT[-1])
 
 
 @dataclass(frozen=True)
@@ -31,7 +43,7 @@ def load(path: Path, split: str | None = None, *, max_queries: int | None = None
     """Load a BEIR folder; ``split`` None takes the first of test, dev, train that exists."""
     path = path.resolve()
     if not (path / "corpus.jsonl").is_file():
-        raise SystemExit(f"{path} is not a BEIR folder: no corpus.jsonl")
+        raise SystemExit(f"{path} is not a BEIR folder: no corpus.jsonl; pass --data DIR or set {DATA_ENV}")
     qrels_dir = path / "qrels"
     chosen = split or next((s for s in SPLITS if (qrels_dir / f"{s}.tsv").is_file()), None)
     if chosen is None or not (qrels_dir / f"{chosen}.tsv").is_file():

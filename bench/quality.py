@@ -32,7 +32,7 @@ from bench.metrics import documents_from_chunks, evaluate, write_trec_run
 from bench.target import add_arguments, client_for, connect
 from rag.settings import Settings
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
+DEFAULT_DATA = beir.default_data()
 TOP_K = 100
 # (label, gRPC mode, rerank)
 MODES: tuple[tuple[str, str, bool], ...] = (

@@ -45,7 +45,9 @@ async def application(
     from rag.adapters.passwords import Argon2Passwords
     from rag.adapters.postgres.documents import DocumentRepository
     from rag.adapters.postgres.health import database_ready
+    from rag.adapters.postgres.history import QueryHistory
     from rag.adapters.postgres.pool import create_async_pool, create_pool
+    from rag.adapters.postgres.search_versions import SearchVersions
     from rag.adapters.postgres.users import UserRepository
     from rag.adapters.tokens import JwtTokens
     from rag.adapters.triton import TritonClient, TritonOptions
@@ -75,10 +77,16 @@ async def application(
         if settings.AIRFLOW_API_URL
         else None
     )
+    versions = SearchVersions(pool, conninfo=settings.DATABASE_URL)
+    history = QueryHistory(pool)
     try:
         tokens = JwtTokens.from_settings(settings)
         documents = DocumentRepository(pool)
-        retrieval = RetrievalService(pool=pool, triton=triton, cache=cache)
+        await versions.start()
+        await history.start()
+        retrieval = RetrievalService(
+            pool=pool, triton=triton, cache=cache, versions=versions, history=history
+        )
         intake = Intake(
             documents, blobs, settings.S3_BUCKET_DOCUMENTS, ParseLimits(max_bytes=settings.UPLOAD_MAX_BYTES)
         )
@@ -99,6 +107,7 @@ async def application(
                 bucket=settings.S3_BUCKET_DOCUMENTS,
                 airflow=airflow,
                 max_upload_bytes=settings.UPLOAD_MAX_BYTES,
+                on_change=versions.invalidate,
             ),
             SearchServicer(retrieval),
             GenerationServicer(GenerationService(retrieval=retrieval, triton=triton)),
@@ -127,6 +136,8 @@ async def application(
         finally:
             registry.unregister(state_metrics)
     finally:
+        await versions.close()
+        await history.close()
         await triton.close()
         await cache.close()
         if airflow is not None:

@@ -7,7 +7,7 @@ import base64
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import grpc.aio
@@ -57,7 +57,9 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         bucket: str,
         airflow: AirflowClient | None,
         max_upload_bytes: int,
+        on_change: Callable[[str], None] = lambda tenant: None,
     ) -> None:
+        self._on_change = on_change  # this process changed a tenant's documents (search caches)
         self._intake = intake
         self._documents = documents
         self._blobs = blobs
@@ -162,12 +164,15 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         """Delete the document, its chunks and its blob (unless another document shares it).
 
         Idempotent: deleting a missing (or another tenant's) document answers deleted=false.
-        Cached results are unreachable at once: the tenant's generation changed with the delete.
+        Cached results are unreachable at once: the tenant's generation changed with the delete
+        (and this process forgets the generation it kept before answering).
         """
         principal = current_principal()
         deleted = await asyncio.to_thread(
             self._documents.delete, [_document_id(request.document_id)], tenant=principal.tenant
         )
+        if deleted:
+            self._on_change(principal.tenant)
         for record in deleted:
             if record.blob_key and not await asyncio.to_thread(
                 self._documents.blob_in_use, record.blob_key, tenant=principal.tenant

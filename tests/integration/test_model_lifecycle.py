@@ -27,7 +27,7 @@ from rag.models.embedding import Embedder
 from rag.models.lifecycle import ModelLifecycle
 from rag.models.packaging import CHAMPION, TAG_MODEL_VERSION, TAG_SHA256, ModelKind, package_model
 from rag.models.testing import build_tiny_sentence_transformer
-from rag.models.webhook import PromotionWorker, WebhookServer, create_app, sign
+from rag.models.webhook import EVENT, PromotionWorker, WebhookServer, create_app, sign
 from rag.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -230,6 +230,36 @@ def test_webhook_rejects_unsigned_forged_and_replayed_deliveries(
     assert "bad signature" in answers[1].json()["error"]
     assert all(a.headers["x-content-type-options"] == "nosniff" for a in answers)
     assert promoted == []
+
+
+def test_mlflow_delivers_an_alias_change_to_the_subscribed_receiver(
+    lifecycle: ModelLifecycle, settings: Settings, versions: dict[str, Any]
+) -> None:
+    """The stack's MLflow server itself posts the signed event (http on 127.0.0.1 allowed)."""
+    secret = settings.SECRET_KEY.get_secret_value()
+    received: list[tuple[ModelKind, str]] = []
+    worker = PromotionWorker(lambda kind, version: received.append((kind, version)))
+    server = WebhookServer(create_app(secret, worker))
+    server.start()
+    name, tiny = "rag-embedder", versions["tiny"].version
+    champion = lifecycle.registry.alias(name, CHAMPION)
+    hook = lifecycle.registry.subscribe(
+        f"rag-promote-test-{uuid.uuid4().hex[:6]}", server.url, [EVENT], secret
+    )
+    try:
+        time.sleep(2.5)  # the stack's MLflow caches its webhook list for 2 s
+        lifecycle.registry.set_alias(name, CHAMPION, tiny)
+        deadline = time.monotonic() + 30
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        lifecycle.registry.unsubscribe(hook)
+        if champion is not None:
+            lifecycle.registry.set_alias(name, CHAMPION, champion)
+        server.stop()
+        worker.close()
+
+    assert received == [(EMBEDDER, tiny)]
 
 
 def _register_corrupt(lifecycle: ModelLifecycle, versions: dict[str, Any], folder: Path) -> ModelVersionInfo:

@@ -23,7 +23,15 @@ pytestmark = pytest.mark.integration
 
 def test_every_component_reports_healthy(stack: LocalStack) -> None:
     rows = stack.status()
-    assert {row.name for row in rows} == {"postgres", "redis", "objectstore", "mlflow", "triton", "airflow", "api"}
+    assert {row.name for row in rows} == {
+        "postgres",
+        "redis",
+        "objectstore",
+        "mlflow",
+        "triton",
+        "airflow",
+        "api",
+    }
     assert all(row.healthy for row in rows), [(r.name, r.detail) for r in rows if not r.healthy]
 
 

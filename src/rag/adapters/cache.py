@@ -9,6 +9,7 @@ never pickles, since Redis is shared.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -63,11 +64,14 @@ class TieredCache:
             else None
         )
         self._redis_down_until = 0.0
+        self._pending: set[asyncio.Task[None]] = set()
         self._disk = (
             diskcache.Cache(str(disk_dir), size_limit=self.policy.l3_size_bytes) if disk_dir else None
         )
 
     async def close(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
         if self._redis is not None:
             await self._redis.aclose()
         if self._disk is not None:
@@ -123,6 +127,17 @@ class TieredCache:
 
     async def set(self, key: str, value: bytes) -> None:
         self._l1[key] = value
+        await self._set_lower(key, value)
+
+    def set_soon(self, key: str, value: bytes) -> None:
+        """``set`` without waiting: L1 now, Redis and disk in the background (off the request
+        path: ~0.6 ms of every cache miss here). ``close`` waits for what is still running."""
+        self._l1[key] = value
+        task = asyncio.get_running_loop().create_task(self._set_lower(key, value))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _set_lower(self, key: str, value: bytes) -> None:
         await self._set_redis(key, value)
         if self._disk is not None:
             self._disk.set(key, value, expire=self.policy.l3_ttl_s)

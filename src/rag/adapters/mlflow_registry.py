@@ -230,6 +230,10 @@ class ModelRegistry:
             created = self._client.create_webhook(hook_name, url, subscribed, secret=secret)
         return str(created.webhook_id)
 
+    def unsubscribe(self, hook_id: str) -> None:
+        with translated(f"webhook {hook_id}", self.uri):
+            self._client.delete_webhook(hook_id)
+
 
 def _quoted(value: str) -> str:
     return value.replace("'", "\\'")

@@ -8,11 +8,11 @@ sources.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
+from rag.adapters.postgres.history import QueryRecord
 from rag.adapters.triton import Priority, TritonClient
 from rag.core.citations import Citation, extract_citations
 from rag.core.errors import InvalidInput
@@ -134,16 +134,17 @@ class GenerationService:
     async def _record(
         self, caller: Caller, request: GenerationRequest, count: int, began: float, *, cache_hit: bool
     ) -> None:
-        await asyncio.to_thread(
-            self.retrieval.repo.record_query,
-            tenant=caller.tenant,
-            username=caller.username,
-            request_id=caller.request_id,
-            kind="generate",
-            query=request.question,
-            top_k=request.top_k,
-            result_count=count,
-            latency_ms=(time.perf_counter() - began) * 1000,
-            cache_hit=cache_hit,
-            model_version=None,
+        await self.retrieval.history.record(
+            QueryRecord(
+                tenant=caller.tenant,
+                username=caller.username,
+                request_id=caller.request_id,
+                kind="generate",
+                query=request.question,
+                top_k=request.top_k,
+                result_count=count,
+                latency_ms=(time.perf_counter() - began) * 1000,
+                cache_hit=cache_hit,
+                model_version=None,
+            )
         )

@@ -19,7 +19,9 @@ from numpy.typing import NDArray
 from psycopg_pool import ConnectionPool
 
 from rag.adapters.cache import TieredCache, cache_key
+from rag.adapters.postgres.history import QueryHistory, QueryRecord
 from rag.adapters.postgres.search import Filters, SearchRepository
+from rag.adapters.postgres.search_versions import SearchVersions
 from rag.adapters.triton import Priority, TritonClient
 from rag.core.errors import FailedPrecondition
 from rag.core.ranking import reciprocal_rank_fusion
@@ -48,25 +50,25 @@ class RetrievalService:
         pool: ConnectionPool,
         triton: TritonClient,
         cache: TieredCache,
+        versions: SearchVersions | None = None,
+        history: QueryHistory | None = None,
         embed_timeout_s: float = 10.0,
     ) -> None:
         self.pool = pool
         self.repo = SearchRepository(pool)
         self.triton = triton
         self.cache = cache
+        # Without a listener every search reads the versions; without a started writer every
+        # search writes its history row at once. The API starts both (grpc_services.app).
+        self.versions = versions or SearchVersions(pool)
+        self.history = history or QueryHistory(pool)
         self.embed_timeout_s = embed_timeout_s
 
-    def _versions(self, tenant: str) -> tuple[str, int]:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT (SELECT model_version FROM embedding_indexes WHERE status = 'active'),"
-                " (SELECT generation FROM tenant_generations WHERE tenant = %s)",
-                (tenant,),
-            ).fetchone()
-        assert row is not None
-        if row[0] is None:
+    async def _versions(self, tenant: str) -> tuple[str, int]:
+        model_version, generation = await self.versions.current(tenant)
+        if model_version is None:
             raise FailedPrecondition("the search index is empty: ingest documents first")
-        return str(row[0]), int(row[1] or 0)
+        return model_version, generation
 
     async def embed_query(
         self, text: str, *, tenant: str, model_version: str, timeout: float | None
@@ -78,14 +80,14 @@ class RetrievalService:
         vector: NDArray[np.float32] = (
             await self.triton.embed([text], priority=Priority.INTERACTIVE, timeout=timeout)
         )[0]
-        await self.cache.set(key, vector.astype(np.float32).tobytes())
+        self.cache.set_soon(key, vector.astype(np.float32).tobytes())
         return vector
 
     async def search(
         self, caller: Caller, request: SearchRequest, *, timeout: float | None = None
     ) -> SearchResult:
         began = time.perf_counter()
-        model_version, generation = await asyncio.to_thread(self._versions, caller.tenant)
+        model_version, generation = await self._versions(caller.tenant)
         key = cache_key("search", [caller.tenant, generation, model_version, asdict(request)])
         cached, _ = await self.cache.get(key)
         if cached is not None:
@@ -93,20 +95,21 @@ class RetrievalService:
             result = SearchResult(hits, model_version, True, (time.perf_counter() - began) * 1000)
         else:
             hits = await self._search(caller, request, model_version, timeout)
-            await self.cache.set(key, json.dumps([asdict(h) for h in hits]).encode())
+            self.cache.set_soon(key, json.dumps([asdict(h) for h in hits]).encode())
             result = SearchResult(hits, model_version, False, (time.perf_counter() - began) * 1000)
-        await asyncio.to_thread(
-            self.repo.record_query,
-            tenant=caller.tenant,
-            username=caller.username,
-            request_id=caller.request_id,
-            kind="search",
-            query=request.query,
-            top_k=request.top_k,
-            result_count=len(result.hits),
-            latency_ms=result.took_ms,
-            cache_hit=result.cache_hit,
-            model_version=model_version,
+        await self.history.record(
+            QueryRecord(
+                tenant=caller.tenant,
+                username=caller.username,
+                request_id=caller.request_id,
+                kind="search",
+                query=request.query,
+                top_k=request.top_k,
+                result_count=len(result.hits),
+                latency_ms=result.took_ms,
+                cache_hit=result.cache_hit,
+                model_version=model_version,
+            )
         )
         return result
 

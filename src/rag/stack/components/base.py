@@ -39,6 +39,10 @@ class StackContext:
         env["HF_HUB_OFFLINE"] = "1"
         env["TRANSFORMERS_OFFLINE"] = "1"
         env["PYTHONUNBUFFERED"] = "1"
+        # No network but the package registries: nothing phones home.
+        env["DO_NOT_TRACK"] = "1"
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env["HF_HUB_DISABLE_TELEMETRY"] = "1"
         return env
 
 

@@ -27,6 +27,12 @@ class MLflow(Component):
             AWS_SECRET_ACCESS_KEY=self.ctx.secrets["S3_SECRET_ACCESS_KEY"],
             AWS_DEFAULT_REGION="us-east-1",
             MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+            # Webhook receivers of the local stack are http:// on 127.0.0.1 (`rag models
+            # webhook --subscribe`); MLflow refuses both unless told. Local development only:
+            # a deployment keeps MLflow's defaults (https, public addresses).
+            MLFLOW_WEBHOOK_ALLOWED_SCHEMES="http,https",
+            MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS="true",
+            MLFLOW_WEBHOOK_CACHE_TTL="2",  # a new subscription delivers within seconds
             MLFLOW_BACKEND_STORE_URI=Postgres(self.ctx).database_url("mlflow", driver="postgresql+psycopg"),
         )
         return env

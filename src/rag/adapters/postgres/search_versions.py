@@ -1,0 +1,153 @@
+"""What a cached search result depends on: the active embedding model version and the tenant's
+document generation, kept in memory while PostgreSQL tells us about every change.
+
+Reading both takes a database round trip, which was half of a cached search's time. Migration
+0004 makes PostgreSQL send ``tenant:<name>``, ``index`` or ``all`` on ``rag_search_changes``
+whenever they change; one LISTEN connection per process hears them. A value is kept only while
+that connection is up and was read after it started listening (an epoch counter drops a read
+that raced with a notification). When the connection drops (database restart, restore swap)
+everything kept is forgotten and every lookup reads the database until it listens again, so a
+lost connection costs speed, never correctness. ``max_age_s`` bounds how long any value lives
+even so. Without a connection string nothing is kept: every lookup reads the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import psycopg
+from prometheus_client import Counter
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "rag_search_changes"
+
+LOOKUPS = Counter(
+    "rag_search_version_lookups_total",
+    "Index version / tenant generation lookups by source (memory, database)",
+    ["source"],
+)
+
+
+class SearchVersions:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        *,
+        conninfo: str | None = None,
+        max_age_s: float = 60.0,
+        reconnect_s: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._conninfo = conninfo
+        self._max_age_s = max_age_s
+        self._reconnect_s = reconnect_s
+        self._listening = False
+        self._epoch = 0
+        self._index: tuple[str | None, float] | None = None  # (active model version, read at)
+        self._tenants: dict[str, tuple[int, float]] = {}  # tenant -> (generation, read at)
+        self._task: asyncio.Task[None] | None = None
+        self._listening_event = asyncio.Event()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    async def start(self, *, wait_s: float = 5.0) -> None:
+        """Start listening (in the background); wait up to ``wait_s`` for the first LISTEN."""
+        if self._conninfo is None or self._task is not None:
+            return
+        self._task = asyncio.create_task(self._listen(), name="search-versions-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening_event.wait(), wait_s)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._forget(listening=False)
+
+    async def current(self, tenant: str) -> tuple[str | None, int]:
+        """(active embedding model version or None, the tenant's generation, 0 if it has none)."""
+        now = time.monotonic()
+        index, generation = self._index, self._tenants.get(tenant)
+        if (
+            self._listening
+            and index is not None
+            and generation is not None
+            and now - index[1] < self._max_age_s
+            and now - generation[1] < self._max_age_s
+        ):
+            LOOKUPS.labels("memory").inc()
+            return index[0], generation[0]
+        LOOKUPS.labels("database").inc()
+        epoch = self._epoch
+        version, gen = await asyncio.to_thread(self._read, tenant)
+        if self._listening and epoch == self._epoch:
+            self._index = (version, now)
+            self._tenants[tenant] = (gen, now)
+        return version, gen
+
+    def invalidate(self, tenant: str | None = None) -> None:
+        """Forget a tenant's generation (or everything): this process changed it."""
+        self._epoch += 1
+        if tenant is None:
+            self._index = None
+            self._tenants.clear()
+        else:
+            self._tenants.pop(tenant, None)
+
+    def _read(self, tenant: str) -> tuple[str | None, int]:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT (SELECT model_version FROM embedding_indexes WHERE status = 'active'),"
+                " (SELECT generation FROM tenant_generations WHERE tenant = %s)",
+                (tenant,),
+            ).fetchone()
+        assert row is not None
+        return (None if row[0] is None else str(row[0])), int(row[1] or 0)
+
+    def _forget(self, *, listening: bool) -> None:
+        self._listening = listening
+        self.invalidate()
+
+    def _notified(self, payload: str) -> None:
+        if payload.startswith("tenant:"):
+            self.invalidate(payload.removeprefix("tenant:"))
+        else:  # "index", "all", or anything a later migration adds
+            self.invalidate()
+
+    async def _listen(self) -> None:
+        assert self._conninfo is not None
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    connect_timeout=10,
+                    application_name="rag-search-versions",
+                    keepalives=1,
+                    keepalives_idle=30,
+                    keepalives_interval=10,
+                    keepalives_count=3,
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._forget(listening=True)
+                    self._listening_event.set()
+                    log.info("listening for search changes on %s", CHANNEL)
+                    async for notify in conn.notifies():
+                        self._notified(notify.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any connection trouble: stop trusting memory, retry
+                if self._listening:
+                    log.warning("search-change listener lost its connection, reading the database: %s", exc)
+            self._forget(listening=False)
+            self._listening_event.clear()
+            await asyncio.sleep(self._reconnect_s)
