@@ -65,7 +65,8 @@ destroy: install
 demo: install
 	$(PY) -m rag.demo
 
-test: install
+# Static checks first (ruff, ruff format, mypy strict: a minute), then every test.
+test: install lint typecheck
 	$(PY) -m pytest
 
 # Benchmarks (bench/): quality, ingestion, latency, generation, memory; tables on stdout,

@@ -233,13 +233,13 @@ class EmbedderBench:
         self.foreign = [round(a[0], 3) for a in kept]
         print(f"    kept {len(kept)} of {len(attempts)} rounds (other processes' CPU share {self.foreign})")
         batch32 = [a[1] for a in kept]
-        local = {c: [a[2][c] for a in kept] for c in levels}
-        served = {c: [a[3][c] for a in kept] for c in levels}
+        local_rounds = {c: [a[2][c] for a in kept] for c in levels}
+        served_rounds = {c: [a[3][c] for a in kept] for c in levels}
         return {
             "foreign_cpu_share": self.foreign,
             "batch32_throughput": statistics.median(batch32),
-            "in_process": [_median(local[c]) for c in levels],
-            "triton": [_median(served[c]) for c in levels],
+            "in_process": [_median(local_rounds[c]) for c in levels],
+            "triton": [_median(served_rounds[c]) for c in levels],
         }
 
 

@@ -1,7 +1,8 @@
 """The quality benchmark's harness end to end on a small real-text corpus (no timings).
 
 The corpus (tests/fixtures/beir.py) is written as a BEIR folder, ingested through Intake and
-Pipeline.process_many, and queried through a real gRPC server in every mode. The regression
+Pipeline.process_many, and queried through a real gRPC server in every mode (hybrid + rerank
+with a tiny cross-encoder trained by the tests and served by Triton: its quality is not judged). The regression
 check: hybrid Recall@10 through the product is at least the Recall@10 of exact dense search
 computed in this process with the same embedding model, less one question (HNSW and chunking
 may move one borderline document; more than that is a retrieval regression).
@@ -21,7 +22,7 @@ from psycopg_pool import ConnectionPool
 from bench import beir
 from bench.indexing import Ingestion, ingest_texts
 from bench.metrics import evaluate, read_trec_run
-from bench.quality import beir_ids, evaluate_modes, source_uri
+from bench.quality import beir_ids, evaluate_modes, reranker_loaded, source_uri
 from grpc_services.app import application
 from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
@@ -30,6 +31,7 @@ from tests.fixtures.beir import write_beir
 from tests.fixtures.grpc_server import EventLoopThread, running_server
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.fixtures.models"]  # served_reranker
 
 
 @contextmanager
@@ -67,6 +69,7 @@ def test_quality_harness_end_to_end(
     pool: ConnectionPool,
     intake: Intake,
     pipeline: Pipeline,
+    served_reranker: str,
 ) -> None:
     dataset = beir.load(write_beir(tmp_path / "health"))
     assert dataset.split == "test" and len(dataset.corpus) == 24 and len(dataset.queries) == 16
@@ -84,16 +87,15 @@ def test_quality_harness_end_to_end(
             tenant,
             dataset,
             doc_of,
-            rerank_available=False,
+            rerank_available=reranker_loaded(settings),
             runs_dir=tmp_path / "runs",
             top_k=10,
             recall_k=10,
         )
 
     by_mode = {r.label: r for r in results}
-    assert by_mode["hybrid+rerank"].metrics is None
-    assert by_mode["hybrid+rerank"].skipped == "skipped: no reranker loaded"
-    for label in ("dense", "fulltext", "hybrid"):
+    assert by_mode["hybrid+rerank"].skipped is None  # the tiny cross-encoder reranks through gRPC
+    for label in ("dense", "fulltext", "hybrid", "hybrid+rerank"):
         metrics = by_mode[label].metrics
         assert metrics is not None and metrics["queries"] == 16
         for name in ("ndcg@10", "recall@10", "mrr@10"):
