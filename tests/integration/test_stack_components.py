@@ -64,6 +64,8 @@ def test_chunks_table_has_hnsw_and_fulltext_indexes(db: psycopg.Connection) -> N
     )
     assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_embedding_hnsw_idx"]
     assert "USING gin (tsv)" in indexes["chunks_tsv_idx"]
+    # BM25 keeps the tenant's chunks of the active version through this one (migration 0005).
+    assert "(tenant, embedding_model_version, id)" in indexes["chunks_tenant_version_id_idx"]
 
 
 def test_redis_round_trip(settings: Settings) -> None:
