@@ -7,11 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, START_DATE, default_args, in_batches
 
 log = logging.getLogger(__name__)
 INDEX = Asset("rag://index/chunks")
-BATCH_SIZE = 8
 
 DOC = """
 ### Ingest documents
@@ -23,8 +22,8 @@ Reads every file under **source** (a local path on the workers, or `s3://bucket/
 
 - Unchanged files are a no-op (sha256 content hash); a changed file replaces its chunks in one
   transaction; with *delete_missing*, documents whose file is gone from *source* are deleted.
-- Documents are processed in batches of 8 mapped over parallel tasks; retrying a task never
-  duplicates rows.
+- Documents are processed in batches of **batch_size** (default 128) mapped over parallel
+  tasks; retrying a task never duplicates rows and skips the documents it already indexed.
 - Progress: the counts per status are in the `report` task log, and in the gRPC `GetStats`.
 """
 
@@ -63,6 +62,14 @@ TENANT_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
         "tenant": Param("default", type="string", pattern=TENANT_PATTERN, title="Tenant"),
         "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
         "overlap_tokens": Param(32, type="integer", minimum=0, maximum=4096, title="Chunk overlap (tokens)"),
+        "batch_size": Param(
+            INGEST_BATCH_DOCUMENTS,
+            type="integer",
+            minimum=1,
+            maximum=10000,
+            title="Documents per task",
+            description="Each mapped task processes this many documents (a task takes seconds to start).",
+        ),
         "delete_missing": Param(
             True,
             type="boolean",
@@ -107,7 +114,7 @@ def ingest_documents() -> None:
                     }
                 )
         log.info("%d documents to process", len(pending))
-        return [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
+        return in_batches(pending, params["batch_size"])
 
     @task(max_active_tis_per_dagrun=2)
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:

@@ -7,10 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, START_DATE, default_args, in_batches
 
 log = logging.getLogger(__name__)
-BATCH_SIZE = 8
 
 DOC = """
 ### Ingestion sweeper
@@ -101,7 +100,7 @@ def ingest_sweeper() -> None:
             stale = hook.intake().documents.stale_received(older_than_s=params["received_grace_minutes"] * 60)
         pending = list(dict.fromkeys([*swept["reset"], *(str(i) for i in stale)]))
         log.info("%d documents to process (%d sent back by the sweep)", len(pending), len(swept["reset"]))
-        return [pending[i : i + BATCH_SIZE] for i in range(0, len(pending), BATCH_SIZE)]
+        return in_batches(pending, INGEST_BATCH_DOCUMENTS)
 
     @task(max_active_tis_per_dagrun=2)
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:

@@ -46,7 +46,13 @@ def test_mixed_corpus_rerun_edit_and_delete(
     corpus_dir.mkdir()
     for name, data in mixed_corpus().items():
         (corpus_dir / name).write_bytes(data)
-    conf = {"source": str(corpus_dir), "tenant": tenant, "chunk_tokens": 120, "overlap_tokens": 16}
+    conf = {
+        "source": str(corpus_dir),
+        "tenant": tenant,
+        "chunk_tokens": 120,
+        "overlap_tokens": 16,
+        "batch_size": 3,  # several mapped tasks
+    }
 
     assert _run(conf) == "success"
     state = _state(db, tenant)
