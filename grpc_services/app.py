@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from grpc_services.health import Readiness, all_ready
-from grpc_services.state_metrics import DatabaseStateCollector, read_state
+from grpc_services.state_metrics import DatabaseStateCollector
 from rag.core.errors import Unavailable
 from rag.settings import Settings
 
@@ -48,6 +48,7 @@ async def application(
     from rag.adapters.postgres.history import QueryHistory
     from rag.adapters.postgres.pool import create_async_pool, create_pool
     from rag.adapters.postgres.search_versions import SearchVersions
+    from rag.adapters.postgres.state import read_state
     from rag.adapters.postgres.users import UserRepository
     from rag.adapters.tokens import JwtTokens
     from rag.adapters.triton import TritonClient, TritonOptions

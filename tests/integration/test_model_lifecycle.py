@@ -250,7 +250,7 @@ def test_mlflow_delivers_an_alias_change_to_the_subscribed_receiver(
         time.sleep(2.5)  # the stack's MLflow caches its webhook list for 2 s
         lifecycle.registry.set_alias(name, CHAMPION, tiny)
         deadline = time.monotonic() + 30
-        while not received and time.monotonic() < deadline:
+        while (EMBEDDER, tiny) not in received and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
         lifecycle.registry.unsubscribe(hook)
@@ -259,7 +259,9 @@ def test_mlflow_delivers_an_alias_change_to_the_subscribed_receiver(
         server.stop()
         worker.close()
 
-    assert received == [(EMBEDDER, tiny)]
+    assert (EMBEDDER, tiny) in received
+    # Putting the alias back may be delivered too (MLflow's webhook list is cached for 2 s).
+    assert set(received) <= {(EMBEDDER, tiny), (EMBEDDER, champion)}
 
 
 def _register_corrupt(lifecycle: ModelLifecycle, versions: dict[str, Any], folder: Path) -> ModelVersionInfo:

@@ -33,8 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.adapters.deployments import Deployment, DeploymentRecords
 from rag.adapters.mlflow_registry import ModelRegistry, ModelVersionInfo, RegistryOptions
+from rag.adapters.postgres.deployments import Deployment, DeploymentRecords
 from rag.core.errors import FailedPrecondition, InvalidInput, RagError
 from rag.models import packaging
 from rag.models.packaging import CHAMPION, ModelKind

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rag.models.triton_args import VERSION_WEIGHTS
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -60,7 +62,8 @@ class StackConfig(BaseSettings):
     # Templates and model.py files (in git); the stack renders them into its own repository
     # under the state directory, where promotions also add versions.
     triton_model_repository: Path = REPO_ROOT / "triton_models"
-    # Models loaded at `up`; the reranker joins when a cross-encoder folder is configured.
+    # Models loaded at `up`; the reranker joins when a cross-encoder folder is configured or a
+    # reranker was promoted into the stack's repository (a version folder with weights).
     triton_models: tuple[str, ...] = ("embedder", "generator")
     reranker_model_path: Path | None = None
     # Shared by every stack on this machine: converted generator weights (content-addressed).
@@ -78,8 +81,16 @@ class StackConfig(BaseSettings):
         return self.state_dir / "model_repository"
 
     def models_to_load(self) -> tuple[str, ...]:
-        extra = ("reranker",) if self.reranker_model_path and "reranker" not in self.triton_models else ()
+        wanted = self.reranker_model_path is not None or self._promoted("reranker")
+        extra = ("reranker",) if wanted and "reranker" not in self.triton_models else ()
         return (*self.triton_models, *extra)
+
+    def _promoted(self, model: str) -> bool:
+        """A version exported by a promotion (``<n>/weights``) is in the stack's repository."""
+        folder = self.model_repository / model
+        return folder.is_dir() and any(
+            p.name.isdigit() and (p / VERSION_WEIGHTS).is_dir() for p in folder.iterdir() if p.is_dir()
+        )
 
     @property
     def config_file(self) -> Path:

@@ -8,7 +8,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from grpc_services.state_metrics import DatabaseStateCollector, StateSnapshot
+from grpc_services.state_metrics import DatabaseStateCollector
+from rag.adapters.postgres.state import StateSnapshot
 
 
 class Clock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from pgvector.psycopg import register_vector, register_vector_async
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -25,18 +27,25 @@ async def _configure_async(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
 
 
+def _sizing(settings: Settings) -> dict[str, Any]:
+    """What both pools share: ``max_size`` = pool size + overflow, timeout, recycling."""
+    return {
+        "max_size": settings.DATABASE_POOL_SIZE + settings.DATABASE_POOL_MAX_OVERFLOW,
+        "timeout": settings.DATABASE_POOL_TIMEOUT,
+        "max_lifetime": settings.DATABASE_POOL_RECYCLE,
+        "kwargs": _kwargs(settings),
+    }
+
+
 def create_pool(settings: Settings, *, min_size: int = 1, name: str = "rag") -> ConnectionPool:
-    """A blocking pool (Airflow tasks, CLIs). ``max_size`` = pool size + overflow."""
+    """A blocking pool (Airflow tasks, CLIs, the services' blocking repositories)."""
     return ConnectionPool(
         settings.DATABASE_URL,
         min_size=min_size,
-        max_size=settings.DATABASE_POOL_SIZE + settings.DATABASE_POOL_MAX_OVERFLOW,
-        timeout=settings.DATABASE_POOL_TIMEOUT,
-        max_lifetime=settings.DATABASE_POOL_RECYCLE,
-        kwargs=_kwargs(settings),
         configure=_configure,
         name=name,
         open=True,
+        **_sizing(settings),
     )
 
 
@@ -47,13 +56,10 @@ async def create_async_pool(
     pool = AsyncConnectionPool(
         settings.DATABASE_URL,
         min_size=min_size,
-        max_size=settings.DATABASE_POOL_SIZE + settings.DATABASE_POOL_MAX_OVERFLOW,
-        timeout=settings.DATABASE_POOL_TIMEOUT,
-        max_lifetime=settings.DATABASE_POOL_RECYCLE,
-        kwargs=_kwargs(settings),
         configure=_configure_async,
         name=name,
         open=False,
+        **_sizing(settings),
     )
     await pool.open(wait=True, timeout=settings.DATABASE_POOL_TIMEOUT)
     return pool

@@ -1,0 +1,22 @@
+"""Which models the local stack loads at ``up``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.stack.config import StackConfig
+
+
+def test_the_reranker_loads_when_configured_or_promoted(tmp_path: Path) -> None:
+    config = StackConfig(state_dir=tmp_path)
+    assert config.models_to_load() == ("embedder", "generator")
+
+    rendered = config.model_repository / "reranker" / "1"
+    rendered.mkdir(parents=True)  # the template's version 1 holds no weights
+    assert config.models_to_load() == ("embedder", "generator")
+
+    (config.model_repository / "reranker" / "2" / "weights").mkdir(parents=True)  # a promotion
+    assert config.models_to_load() == ("embedder", "generator", "reranker")
+
+    configured = StackConfig(state_dir=tmp_path / "other", reranker_model_path=tmp_path / "ce")
+    assert configured.models_to_load() == ("embedder", "generator", "reranker")
