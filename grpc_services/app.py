@@ -66,6 +66,11 @@ async def application(
             f"PostgreSQL did not answer within {settings.DATABASE_POOL_TIMEOUT:g} s (DATABASE_URL)"
         ) from None
     pool = await asyncio.to_thread(create_pool, settings, min_size=2, name="grpc-sync")
+    # Search runs single statements: an autocommit pool saves a BEGIN and a COMMIT round trip
+    # around each (three of them per search).
+    search_pool = await asyncio.to_thread(
+        create_pool, settings, min_size=2, name="grpc-search", autocommit=True
+    )
     triton = TritonClient(TritonOptions(settings.TRITON_GRPC_URL, timeout_s=settings.TRITON_TIMEOUT_S))
     cache = TieredCache(redis_url=settings.REDIS_URL, disk_dir=Path(settings.HF_CACHE_DIR) / "query-cache")
     blobs = BlobStore(settings)
@@ -78,15 +83,15 @@ async def application(
         if settings.AIRFLOW_API_URL
         else None
     )
-    versions = SearchVersions(pool, conninfo=settings.DATABASE_URL)
-    history = QueryHistory(pool)
+    versions = SearchVersions(search_pool, conninfo=settings.DATABASE_URL)
+    history = QueryHistory(search_pool)
     try:
         tokens = JwtTokens.from_settings(settings)
         documents = DocumentRepository(pool)
         await versions.start()
         await history.start()
         retrieval = RetrievalService(
-            pool=pool, triton=triton, cache=cache, versions=versions, history=history
+            pool=search_pool, triton=triton, cache=cache, versions=versions, history=history
         )
         intake = Intake(
             documents, blobs, settings.S3_BUCKET_DOCUMENTS, ParseLimits(max_bytes=settings.UPLOAD_MAX_BYTES)
@@ -144,4 +149,5 @@ async def application(
         if airflow is not None:
             airflow.close()
         await asyncio.to_thread(pool.close)
+        await asyncio.to_thread(search_pool.close)
         await async_pool.close()

@@ -27,25 +27,31 @@ async def _configure_async(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
 
 
-def _sizing(settings: Settings) -> dict[str, Any]:
+def _sizing(settings: Settings, *, autocommit: bool = False) -> dict[str, Any]:
     """What both pools share: ``max_size`` = pool size + overflow, timeout, recycling."""
     return {
         "max_size": settings.DATABASE_POOL_SIZE + settings.DATABASE_POOL_MAX_OVERFLOW,
         "timeout": settings.DATABASE_POOL_TIMEOUT,
         "max_lifetime": settings.DATABASE_POOL_RECYCLE,
-        "kwargs": _kwargs(settings),
+        "kwargs": {**_kwargs(settings), "autocommit": autocommit},
     }
 
 
-def create_pool(settings: Settings, *, min_size: int = 1, name: str = "rag") -> ConnectionPool:
-    """A blocking pool (Airflow tasks, CLIs, the services' blocking repositories)."""
+def create_pool(
+    settings: Settings, *, min_size: int = 1, name: str = "rag", autocommit: bool = False
+) -> ConnectionPool:
+    """A blocking pool (Airflow tasks, CLIs, the services' blocking repositories).
+
+    ``autocommit`` pools suit read paths of single statements (search): no BEGIN and COMMIT
+    round trips around each query; a block that needs atomicity opens ``conn.transaction()``.
+    """
     return ConnectionPool(
         settings.DATABASE_URL,
         min_size=min_size,
         configure=_configure,
         name=name,
         open=True,
-        **_sizing(settings),
+        **_sizing(settings, autocommit=autocommit),
     )
 
 

@@ -116,16 +116,21 @@ class SearchRepository:
     def dense(
         self, *, tenant: str, version: str, vector: NDArray[np.float32], k: int, filters: Filters
     ) -> list[tuple[int, float]]:
-        """Nearest chunks by cosine distance. ef_search >= k, or HNSW caps the result count."""
-        with self.pool.connection() as conn, conn.transaction():
+        """Nearest chunks by cosine distance. ef_search >= k, or HNSW caps the result count.
+
+        The settings are the session's (only HNSW scans read them, and every one sets its own),
+        sent in one pipeline with the query: one network round trip.
+        """
+        with self.pool.connection() as conn, conn.pipeline():
             conn.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true),"
-                " set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+                "SELECT set_config('hnsw.ef_search', %s, false),"
+                " set_config('hnsw.iterative_scan', 'relaxed_order', false)",
                 (str(max(40, min(1000, 2 * k))),),
             )
-            rows = conn.execute(
+            cursor = conn.execute(
                 _DENSE, {"tenant": tenant, "version": version, "vector": vector, "k": k, **filters.params()}
-            ).fetchall()
+            )
+            rows = cursor.fetchall()
         # relaxed_order may return rows slightly out of order: sort by the exact distance.
         return sorted(((int(i), float(d)) for i, d in rows), key=lambda r: r[1])
 
