@@ -12,20 +12,28 @@ from pathlib import Path
 from prometheus_client import REGISTRY, CollectorRegistry
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from grpc_services.health import Readiness, all_ready
+from grpc_services.health import Dependencies, Readiness
 from grpc_services.state_metrics import DatabaseStateCollector
 from rag.core.errors import Unavailable
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SERVED_MODELS = ("embedder", "generator")
+# What each service needs to answer (grpc.health.v1 per service); the overall status needs all.
+SERVICE_NEEDS: dict[str, tuple[str, ...]] = {
+    "rag.v1.AuthService": ("database",),
+    "rag.v1.DocumentService": ("database", "object_storage"),
+    "rag.v1.SearchService": ("database", "embedder"),
+    "rag.v1.GenerationService": ("database", "embedder", "generator"),
+    "rag.v1.AdminService": ("database", "object_storage"),
+    "rag.v1.ModelService": ("database",),
+}
 
 
 @dataclass
 class Application:
     servicers: list[object]
-    readiness: Readiness
+    readiness: Dependencies
 
 
 @contextlib.asynccontextmanager
@@ -128,11 +136,18 @@ async def application(
         async def storage_ready() -> bool:
             return await asyncio.to_thread(blobs.ready)
 
-        async def models_ready() -> bool:
-            results = await asyncio.gather(*(triton.model_ready(m) for m in SERVED_MODELS))
-            return all(results)
+        def model(name: str) -> Readiness:
+            return lambda: triton.model_ready(name)
 
-        readiness = all_ready(lambda: database_ready(async_pool), storage_ready, models_ready)
+        readiness = Dependencies(
+            {
+                "database": lambda: database_ready(async_pool),
+                "object_storage": storage_ready,
+                "embedder": model("embedder"),
+                "generator": model("generator"),
+            },
+            SERVICE_NEEDS,
+        )
         state_metrics = DatabaseStateCollector(
             lambda: read_state(pool), memory_limit_bytes=settings.MAX_MEMORY_GB * 2**30
         )

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from grpc_services.health import HealthMonitor, Readiness, always_ready
+from grpc_services.health import Dependencies, HealthMonitor, Readiness, always_ready
 from grpc_services.interceptors.auth import AuthInterceptor
 from grpc_services.interceptors.errors import ErrorMappingInterceptor
 from grpc_services.interceptors.rate_limit import RateLimitInterceptor, TokenBuckets
@@ -135,7 +135,7 @@ def build_server(
     servicers: Sequence[object],
     *,
     tokens: TokenCodec | None = None,
-    readiness: Readiness | None = None,
+    readiness: Readiness | Dependencies | None = None,
     registry: CollectorRegistry | None = None,
     host: str | None = None,
     port: int | None = None,
@@ -226,7 +226,7 @@ async def serve(
     servicers: Sequence[object],
     *,
     tokens: TokenCodec | None = None,
-    readiness: Readiness | None = None,
+    readiness: Readiness | Dependencies | None = None,
     registry: CollectorRegistry = REGISTRY,
     stop: asyncio.Event | None = None,
 ) -> None:

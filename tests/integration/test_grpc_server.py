@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from grpc_services.context import current_principal, current_request_id
+from grpc_services.health import Dependencies
 from grpc_services.metrics import SECURITY_HEADERS
 from grpc_services.server import RagServer, build_server
 from grpc_services.servicers.auth import AuthServicer
@@ -327,6 +328,46 @@ def test_health_is_not_serving_until_ready_then_serving(grpc_loop: EventLoopThre
         while _health(channel) != health_pb2.HealthCheckResponse.NOT_SERVING and time.monotonic() < deadline:
             time.sleep(0.02)
         assert _health(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_each_service_follows_the_dependencies_it_needs(grpc_loop: EventLoopThread) -> None:
+    up = {"database": threading.Event(), "generator": threading.Event()}
+
+    def check(name: str):  # type: ignore[no-untyped-def]
+        async def ready() -> bool:
+            return up[name].is_set()
+
+        return ready
+
+    dependencies = Dependencies({name: check(name) for name in up}, {"rag.v1.ModelService": ("database",)})
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+    def wait_for(channel: grpc.Channel, expected: tuple[Any, Any]) -> tuple[Any, Any]:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            seen = (_health(channel), _health(channel, "rag.v1.ModelService"))
+            if seen == expected:
+                break
+            time.sleep(0.02)
+        return seen
+
+    with (
+        running_server(
+            grpc_loop, SETTINGS, [ModelsDouble()], readiness=dependencies, readiness_interval_s=0.05
+        ) as srv,
+        grpc.insecure_channel(f"127.0.0.1:{srv.port}") as channel,
+    ):
+        assert wait_for(channel, (not_serving, not_serving)) == (not_serving, not_serving)
+        up["database"].set()  # what ModelService needs; the generator (overall) is still down
+        assert wait_for(channel, (not_serving, serving)) == (not_serving, serving)
+        assert _http(srv.metrics_port, "/readyz")[0] == 503
+        up["generator"].set()
+        assert wait_for(channel, (serving, serving)) == (serving, serving)
+        up["database"].clear()
+        assert wait_for(channel, (not_serving, not_serving)) == (not_serving, not_serving)
+
+    with pytest.raises(ValueError, match="unknown dependencies"):
+        Dependencies({"database": check("database")}, {"rag.v1.SearchService": ("embedder",)})
 
 
 def test_stop_goes_not_serving_before_closing(grpc_loop: EventLoopThread) -> None:
