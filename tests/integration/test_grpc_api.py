@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from grpc_services.app import Application, application
 from rag.adapters.tokens import JwtTokens
@@ -280,6 +281,21 @@ def test_triton_down_is_unavailable_and_redis_down_still_answers(
             timeout=10,
         )
         assert lexical.results  # Redis is down too, and search still answers
+
+        # Health per service: what needs no model stays SERVING, the overall status does not.
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def status(service: str) -> Any:
+            return health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+
+        serving = health_pb2.HealthCheckResponse.SERVING
+        deadline = time.monotonic() + 15
+        while status("rag.v1.DocumentService") != serving and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status("rag.v1.DocumentService") == serving
+        assert status("rag.v1.AuthService") == serving
+        for service in ("", "rag.v1.SearchService", "rag.v1.GenerationService"):
+            assert status(service) == health_pb2.HealthCheckResponse.NOT_SERVING, service
 
 
 def test_system_cleanup_removes_only_what_is_old(api: Api, db: psycopg.Connection) -> None:
