@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -178,3 +179,25 @@ def test_garbage_is_refused(garbage: str) -> None:
 def test_short_secrets_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 32 characters"):
         JwtTokens("short")
+
+
+def test_a_remembered_access_token_still_expires() -> None:
+    codec = tokens(access_ttl=timedelta(seconds=1), leeway=timedelta(0))
+    issued = codec.issue_access(ALICE)
+    assert codec.verify_access(issued.token) == ALICE
+    assert codec.verify_access(issued.token) == ALICE  # the second answer comes from memory
+    while datetime.now(UTC) < issued.expires_at + timedelta(milliseconds=50):
+        time.sleep(0.05)
+    with pytest.raises(Unauthenticated, match="access token expired"):
+        codec.verify_access(issued.token)
+
+
+def test_only_verified_tokens_are_remembered() -> None:
+    codec = tokens()
+    good = codec.issue_access(ALICE).token
+    assert codec.verify_access(good) == ALICE
+    header, payload, signature = good.split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="bad signature"):
+            codec.verify_access(forged)
