@@ -67,11 +67,35 @@ def test_counts_tokens_without_special_tokens_or_truncation(embedder: Embedder) 
     assert embedder.token_counter.max_text_tokens == 254  # 256 minus [CLS] and [SEP]
 
 
-def test_token_counter_alone_agrees_with_embedder(embedder: Embedder) -> None:
-    counter = TokenCounter()
-    text = "Chunking sizes chunks in embedder tokens, not characters."
+TEXTS = [
+    "Chunking sizes chunks in embedder tokens, not characters.",
+    "",
+    "   leading and trailing   whitespace\n\n\tand tabs  ",
+    "Ünïcödé, naïve café — “quotes” and emoji 🧬🔬 and CJK 漢字かな",
+    "word " * 1000,  # far past the model's 128-token truncation in tokenizer.json
+    "ACE2-mediated SARS-CoV-2 entry; IC50=3.2µM (p<0.001) [12]",
+]
 
-    assert counter.count(text) == embedder.count_tokens(text)
+
+def test_token_counter_alone_agrees_with_embedder(embedder: Embedder) -> None:
+    """Without transformers (tokenizers reads tokenizer.json), the same counts as the
+    embedder's own transformers tokenizer."""
+    counter = TokenCounter()
+
+    assert [counter.count(t) for t in TEXTS] == [embedder.count_tokens(t) for t in TEXTS]
+    assert counter.count("word " * 1000) == 1000  # never truncated
+    assert counter.max_text_tokens == 254
+
+
+def test_token_counter_without_tokenizer_json_uses_transformers(embedder: Embedder, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "slow"
+    shutil.copytree(default_embedder_path(), folder, ignore=shutil.ignore_patterns("*.safetensors"))
+    (folder / "tokenizer.json").unlink()  # only vocab.txt: transformers builds the tokenizer
+    counter = TokenCounter(folder)
+
+    assert [counter.count(t) for t in TEXTS] == [embedder.count_tokens(t) for t in TEXTS]
     assert counter.max_text_tokens == 254
 
 
