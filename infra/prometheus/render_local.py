@@ -2,7 +2,7 @@
 
     python infra/prometheus/render_local.py [--state-dir .rag] [--output .rag/prometheus/prometheus.yml]
     prometheus --config.file=.rag/prometheus/prometheus.yml --storage.tsdb.path=.rag/prometheus/data \
-        --web.listen-address=127.0.0.1:59090
+        --web.listen-address=127.0.0.1:29090
 
 Scraped locally: the gRPC API's metrics port, Triton's metrics port and SeaweedFS's
 -metricsPort. Not scraped locally: MLflow (the stack runs it without --expose-prometheus),
@@ -26,7 +26,7 @@ def local_config(
     ports: dict[str, int],
     *,
     host: str = "127.0.0.1",
-    prometheus_port: int = 59090,
+    prometheus_port: int = 29090,
     scrape_interval: str = "15s",
     evaluation_interval: str = "15s",
 ) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output", type=Path, help="where to write (default: <state-dir>/prometheus/prometheus.yml)"
     )
-    parser.add_argument("--prometheus-port", type=int, default=59090)
+    parser.add_argument("--prometheus-port", type=int, default=29090)
     parser.add_argument("--scrape-interval", default="15s")
     parser.add_argument("--evaluation-interval", default="15s")
     args = parser.parse_args(argv)

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     REDIS_URL: str = Field(description="Redis URL of the cache (redis://...)")
 
     # Object storage (S3-compatible)
-    S3_ENDPOINT_URL: str = Field(description="S3 endpoint, e.g. http://127.0.0.1:58333")
+    S3_ENDPOINT_URL: str = Field(description="S3 endpoint, e.g. http://127.0.0.1:28333")
     S3_ACCESS_KEY_ID: str
     S3_SECRET_ACCESS_KEY: SecretStr
     S3_REGION: str = "us-east-1"
@@ -77,15 +77,15 @@ class Settings(BaseSettings):
     HF_CACHE_DIR: Path = Path(".rag/model_cache")
     MAX_MEMORY_GB: float = Field(16.0, gt=0)
     ENABLE_GPU: bool = False
-    TRITON_GRPC_URL: str = "127.0.0.1:58001"
-    TRITON_HTTP_URL: str = "http://127.0.0.1:58000"
+    TRITON_GRPC_URL: str = "127.0.0.1:28001"
+    TRITON_HTTP_URL: str = "http://127.0.0.1:28000"
     TRITON_MODEL_REPOSITORY: Path = Path("triton_models")
     TRITON_TIMEOUT_S: float = Field(30.0, gt=0)
 
     # MLflow and Airflow
     MLFLOW_ENABLED: bool = True
-    MLFLOW_TRACKING_URI: str = "http://127.0.0.1:55000"
-    AIRFLOW_API_URL: str = "http://127.0.0.1:58080"
+    MLFLOW_TRACKING_URI: str = "http://127.0.0.1:25000"
+    AIRFLOW_API_URL: str = "http://127.0.0.1:28080"
     AIRFLOW_USERNAME: str = "admin"
     AIRFLOW_PASSWORD: SecretStr | None = None
 

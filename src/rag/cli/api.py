@@ -1,6 +1,6 @@
 """``rag login|upload|docs|search|ask|admin``: the gRPC API from a terminal.
 
-The server address is ``--api`` or ``RAG_API_URL`` (default the local stack's 127.0.0.1:58051).
+The server address is ``--api`` or ``RAG_API_URL`` (default the local stack's 127.0.0.1:28051).
 ``rag login`` keeps the tokens in ``~/.config/rag-system/credentials.json`` (mode 600); later
 commands refresh the access token from it when it has expired.
 """
@@ -21,7 +21,7 @@ from rag.client import RagClient, Tokens
 from rag.core.errors import InvalidInput
 from rag.proto.rag.v1 import common_pb2
 
-DEFAULT_API = "127.0.0.1:58051"
+DEFAULT_API = "127.0.0.1:28051"
 STATUSES = [name.removeprefix("DOCUMENT_STATUS_").lower() for name in common_pb2.DocumentStatus.keys()][1:]  # noqa: SIM118
 
 

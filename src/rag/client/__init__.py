@@ -1,6 +1,6 @@
 """A typed Python client for RAG System's gRPC API.
 
-    client = RagClient("127.0.0.1:58051")
+    client = RagClient("127.0.0.1:28051")
     client.login("alice", password)
     doc = client.upload(Path("report.pdf"))
     for event in client.ask("What does the report conclude?"):

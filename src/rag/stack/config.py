@@ -16,16 +16,16 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 class Ports(BaseModel):
     """One port per listening endpoint. SeaweedFS uses ``s3`` and the ten ports after it."""
 
-    postgres: int = Field(55432, ge=1, le=65535)
-    redis: int = Field(56379, ge=1, le=65535)
-    s3: int = Field(58333, ge=1, le=65524)
-    mlflow: int = Field(55000, ge=1, le=65535)
-    triton_http: int = Field(58000, ge=1, le=65535)
-    triton_grpc: int = Field(58001, ge=1, le=65535)
-    triton_metrics: int = Field(58002, ge=1, le=65535)
-    airflow: int = Field(58080, ge=1, le=65535)
-    grpc: int = Field(58051, ge=1, le=65535)
-    metrics: int = Field(59464, ge=1, le=65535)
+    postgres: int = Field(25432, ge=1, le=65535)
+    redis: int = Field(26379, ge=1, le=65535)
+    s3: int = Field(28333, ge=1, le=65524)
+    mlflow: int = Field(25000, ge=1, le=65535)
+    triton_http: int = Field(28000, ge=1, le=65535)
+    triton_grpc: int = Field(28001, ge=1, le=65535)
+    triton_metrics: int = Field(28002, ge=1, le=65535)
+    airflow: int = Field(28080, ge=1, le=65535)
+    grpc: int = Field(28051, ge=1, le=65535)
+    metrics: int = Field(29464, ge=1, le=65535)
 
     def seaweed(self) -> dict[str, int]:
         """SeaweedFS mini opens many listeners; pin every one of them next to the S3 port."""

@@ -102,7 +102,7 @@ def test_local_render_is_a_valid_config(tmp_path: Path) -> None:
     # The default Ports of rag.stack.config: API metrics, Triton metrics, SeaweedFS -metricsPort.
     assert targets == {
         "prometheus": ["127.0.0.1:59999"],
-        "rag-api": ["127.0.0.1:59464"],
-        "triton": ["127.0.0.1:58002"],
-        "seaweedfs": ["127.0.0.1:58343"],
+        "rag-api": ["127.0.0.1:29464"],
+        "triton": ["127.0.0.1:28002"],
+        "seaweedfs": ["127.0.0.1:28343"],
     }

@@ -20,3 +20,15 @@ def test_the_reranker_loads_when_configured_or_promoted(tmp_path: Path) -> None:
 
     configured = StackConfig(state_dir=tmp_path / "other", reranker_model_path=tmp_path / "ce")
     assert configured.models_to_load() == ("embedder", "generator", "reranker")
+
+
+def test_default_ports_are_outside_the_ephemeral_range() -> None:
+    """An outgoing connection takes its local port from this range: a default port inside it
+    can be held by any process's client socket when ``up`` binds it."""
+    from rag.stack.config import Ports
+
+    low, high = 32768, 60999  # Linux's default net.ipv4.ip_local_port_range
+    ports = Ports()
+    every = [*ports.model_dump().values(), *ports.seaweed().values()]
+    assert all(not low <= port <= high for port in every), every
+    assert len(set(every)) == len(every)
