@@ -8,14 +8,21 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
 from psycopg_pool import ConnectionPool
 
+from rag.adapters.cache import TieredCache
 from rag.adapters.postgres.history import QueryHistory, QueryRecord
 from rag.adapters.postgres.search_versions import SearchVersions
+from rag.adapters.triton import TritonClient, TritonOptions
+from rag.core.search import SearchRequest, SearchResult
+from rag.ingestion.intake import Intake
+from rag.ingestion.pipeline import Pipeline
+from rag.retrieval.service import Caller, RetrievalService
 from rag.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -225,3 +232,47 @@ def test_history_beyond_its_queue_is_dropped_and_counted(settings: Settings, poo
     asyncio.run(go())
     assert (REGISTRY.get_sample_value("rag_query_history_dropped_total") or 0.0) - dropped == 15
     assert len(history_rows(settings, tenant)) == 10
+
+
+def test_a_listening_search_service_never_serves_results_cached_before_a_change(
+    settings: Settings, pool: ConnectionPool, intake: Intake, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """End to end: results cached under the in-memory generation are not served once another
+    process changed the tenant (here: ingestion through the pipeline's own pool)."""
+    tenant = f"versions-{uuid.uuid4().hex[:8]}"
+    first = intake.receive(
+        b"Tea\n\nGreen tea contains catechins.", tenant=tenant, source_uri="file:///tea.txt"
+    )
+    pipeline.process(first.document.id)
+    request = SearchRequest.validated(query="zinc lozenges and the common cold", top_k=1)
+
+    async def go() -> tuple[SearchResult, SearchResult, SearchResult]:
+        cache = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "l3")
+        versions = SearchVersions(pool, conninfo=settings.DATABASE_URL)
+        await versions.start()
+        try:
+            async with TritonClient(TritonOptions(settings.TRITON_GRPC_URL)) as triton:
+                service = RetrievalService(pool=pool, triton=triton, cache=cache, versions=versions)
+                before = await service.search(Caller(tenant), request)
+                cached = await service.search(Caller(tenant), request)
+                zinc = intake.receive(
+                    b"Zinc and colds\n\nZinc lozenges taken early may shorten the common cold.",
+                    tenant=tenant,
+                    source_uri="file:///zinc.txt",
+                )
+                await asyncio.to_thread(pipeline.process, zinc.document.id)
+                deadline = time.monotonic() + 5
+                while True:
+                    after = await service.search(Caller(tenant), request)
+                    if not after.cache_hit or time.monotonic() > deadline:
+                        return before, cached, after
+                    await asyncio.sleep(0.02)
+        finally:
+            await versions.close()
+            await cache.close()
+
+    before, cached, after = asyncio.run(go())
+    assert not before.cache_hit and cached.cache_hit
+    assert before.hits[0].document_title == "Tea"
+    assert not after.cache_hit
+    assert after.hits[0].document_title == "Zinc and colds"
