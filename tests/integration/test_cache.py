@@ -103,3 +103,23 @@ def test_clear_drops_a_prefix_from_every_level(settings: Settings, tmp_path: Pat
     assert removed == 9  # three keys in each of three levels
     assert gone == [(None, None)] * 3
     assert other == (b"y", "l1")
+
+
+def test_get_many_reads_each_level_once_and_keeps_the_order(settings: Settings, tmp_path: Path) -> None:
+    keys = [cache_key("test", [uuid.uuid4().hex]) for _ in range(4)]
+
+    async def go() -> tuple[list[bytes | None], list[bytes | None]]:
+        writer = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "a")
+        writer.set_many_soon({keys[0]: b"zero", keys[2]: b"two"})  # one pipeline
+        await writer.close()
+        # keys[3] only on this process's disk; keys[1] nowhere.
+        reader = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "b")
+        await TieredCache(redis_url=None, disk_dir=tmp_path / "b").set(keys[3], b"three")
+        first = await reader.get_many(keys)
+        second = [(await reader.get(k))[1] for k in keys]  # where each is now
+        await reader.close()
+        return first, second  # type: ignore[return-value]
+
+    first, levels = asyncio.run(go())
+    assert first == [b"zero", None, b"two", b"three"]
+    assert levels == ["l1", None, "l1", "l1"]  # found values were copied up into L1

@@ -102,3 +102,34 @@ def test_transient_embed_failure_retries_then_quarantines(intake: Intake, pipeli
     assert flaky.process(doc.id).status is DocumentStatus.RECEIVED
     final = flaky.process(doc.id)
     assert final.status is DocumentStatus.QUARANTINED and "gave up after 2 attempts" in (final.reason or "")
+
+
+def test_a_document_handed_to_two_workers_is_processed_once(intake: Intake, pipeline: Pipeline) -> None:
+    """Two runs were given the same document (an upload and its re-upload): the first claims it,
+    the second leaves it alone instead of failing and resetting it under the first."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    fetching = threading.Event()
+    release = threading.Event()
+
+    class SlowBlobs:  # the first worker is still fetching: the document is still `received`
+        def get(self, bucket: str, key: str) -> bytes:
+            fetching.set()
+            assert release.wait(30)
+            return pipeline.blobs.get(bucket, key)
+
+    first_worker = replace(pipeline, blobs=SlowBlobs())  # type: ignore[arg-type]
+    doc = intake.receive(b"Claim me once.", tenant=f"t{uuid.uuid4().hex[:10]}", filename="c.txt").document
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(first_worker.process, doc.id)
+        assert fetching.wait(30)  # claimed, and still `received`
+        assert pipeline.documents.get(doc.id).status is DocumentStatus.RECEIVED
+        second = pipeline.process(doc.id)
+        release.set()
+        done = first.result(timeout=60)
+
+    assert second.status is DocumentStatus.RECEIVED and second.reason == "being processed by another worker"
+    assert done.status is DocumentStatus.INDEXED
+    assert pipeline.documents.get(doc.id).attempts == 1  # the second worker counted no attempt

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +117,34 @@ class TieredCache:
             CACHE_REQUESTS.labels("l3", "miss").inc()
         return None, None
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """``get`` for several keys with one Redis round trip (MGET) for those L1 lacks."""
+        found: list[bytes | None] = [self._l1.get(key) for key in keys]
+        for value in found:
+            CACHE_REQUESTS.labels("l1", "hit" if value is not None else "miss").inc()
+        missing = [i for i, value in enumerate(found) if value is None]
+        if missing and self._redis_usable():
+            assert self._redis is not None
+            try:
+                answers = await self._redis.mget([keys[i] for i in missing])
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+            else:
+                for i, answer in zip(missing, answers, strict=True):
+                    if isinstance(answer, bytes):
+                        found[i] = self._l1[keys[i]] = answer
+                    CACHE_REQUESTS.labels("l2", "hit" if isinstance(answer, bytes) else "miss").inc()
+        if self._disk is not None:
+            for i in [i for i in missing if found[i] is None]:
+                disk_value = self._disk.get(keys[i])
+                if isinstance(disk_value, bytes):
+                    CACHE_REQUESTS.labels("l3", "hit").inc()
+                    found[i] = self._l1[keys[i]] = disk_value
+                    self.set_soon(keys[i], disk_value)
+                else:
+                    CACHE_REQUESTS.labels("l3", "miss").inc()
+        return found
+
     async def _set_redis(self, key: str, value: bytes) -> None:
         if self._redis_usable():
             assert self._redis is not None
@@ -127,20 +155,36 @@ class TieredCache:
 
     async def set(self, key: str, value: bytes) -> None:
         self._l1[key] = value
-        await self._set_lower(key, value)
+        await self._set_lower({key: value})
 
     def set_soon(self, key: str, value: bytes) -> None:
         """``set`` without waiting: L1 now, Redis and disk in the background (off the request
         path: ~0.6 ms of every cache miss here). ``close`` waits for what is still running."""
-        self._l1[key] = value
-        task = asyncio.get_running_loop().create_task(self._set_lower(key, value))
+        self.set_many_soon({key: value})
+
+    def set_many_soon(self, items: Mapping[str, bytes]) -> None:
+        """``set_soon`` for several keys: one Redis round trip (a pipeline) for all of them."""
+        if not items:
+            return
+        for key, value in items.items():
+            self._l1[key] = value
+        task = asyncio.get_running_loop().create_task(self._set_lower(dict(items)))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _set_lower(self, key: str, value: bytes) -> None:
-        await self._set_redis(key, value)
+    async def _set_lower(self, items: Mapping[str, bytes]) -> None:
+        if self._redis_usable():
+            assert self._redis is not None
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for key, value in items.items():
+                        pipe.set(key, value, ex=self.policy.l2_ttl_s)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
         if self._disk is not None:
-            self._disk.set(key, value, expire=self.policy.l3_ttl_s)
+            for key, value in items.items():
+                self._disk.set(key, value, expire=self.policy.l3_ttl_s)
 
     async def clear(self, prefix: str = "rag:") -> int:
         """Drop entries whose key starts with ``prefix`` from every level; returns how many."""

@@ -134,7 +134,9 @@ class Pipeline:
         doc = self.documents.get(document_id)
         if doc.status is not DocumentStatus.RECEIVED:
             return Outcome(document_id, doc.status, reason="not waiting for ingestion")
-        attempt = self.documents.record_attempt(document_id, deadline_s=self.deadline_s)
+        attempt = self.documents.claim(document_id, deadline_s=self.deadline_s)
+        if attempt is None:  # another worker claimed it first (two runs were handed it)
+            return Outcome(document_id, DocumentStatus.RECEIVED, reason="being processed by another worker")
         timings: dict[str, float] = {}
         began = time.perf_counter()
         try:

@@ -70,32 +70,26 @@ class RetrievalService:
             raise FailedPrecondition("the search index is empty: ingest documents first")
         return model_version, generation
 
-    async def embed_query(
-        self, text: str, *, tenant: str, model_version: str, timeout: float | None
-    ) -> NDArray[np.float32]:
-        key = cache_key("embedding", [tenant, model_version, text])
-        cached, _ = await self.cache.get(key)
-        if cached is not None:
-            return np.frombuffer(cached, dtype=np.float32)
-        vector: NDArray[np.float32] = (
-            await self.triton.embed([text], priority=Priority.INTERACTIVE, timeout=timeout)
-        )[0]
-        self.cache.set_soon(key, vector.astype(np.float32).tobytes())
-        return vector
-
     async def search(
         self, caller: Caller, request: SearchRequest, *, timeout: float | None = None
     ) -> SearchResult:
         began = time.perf_counter()
         model_version, generation = await self._versions(caller.tenant)
         key = cache_key("search", [caller.tenant, generation, model_version, asdict(request)])
-        cached, _ = await self.cache.get(key)
+        # The query's embedding is cached on its own (the same text with other filters or
+        # top_k reuses it); both keys are looked up in one round trip.
+        vector_key = cache_key("embedding", [caller.tenant, model_version, request.query])
+        cached, cached_vector = await self.cache.get_many([key, vector_key])
         if cached is not None:
             hits = tuple(SearchHit(**hit) for hit in json.loads(cached))
             result = SearchResult(hits, model_version, True, (time.perf_counter() - began) * 1000)
         else:
-            hits = await self._search(caller, request, model_version, timeout)
-            self.cache.set_soon(key, json.dumps([asdict(h) for h in hits]).encode())
+            vector = None if cached_vector is None else np.frombuffer(cached_vector, dtype=np.float32)
+            hits, embedded = await self._search(caller, request, model_version, vector, timeout)
+            writes = {key: json.dumps([asdict(h) for h in hits]).encode()}
+            if embedded is not None and cached_vector is None:
+                writes[vector_key] = embedded.astype(np.float32).tobytes()
+            self.cache.set_many_soon(writes)
             result = SearchResult(hits, model_version, False, (time.perf_counter() - began) * 1000)
         await self.history.record(
             QueryRecord(
@@ -114,20 +108,28 @@ class RetrievalService:
         return result
 
     async def _search(
-        self, caller: Caller, request: SearchRequest, model_version: str, timeout: float | None
-    ) -> tuple[SearchHit, ...]:
+        self,
+        caller: Caller,
+        request: SearchRequest,
+        model_version: str,
+        vector: NDArray[np.float32] | None,
+        timeout: float | None,
+    ) -> tuple[tuple[SearchHit, ...], NDArray[np.float32] | None]:
+        """The hits, and the query's embedding when dense retrieval ran."""
         filters = Filters(
             request.document_ids, request.metadata, request.created_after, request.created_before
         )
         depth = max(50, 2 * request.top_k)
         tenant = caller.tenant
-        vector: NDArray[np.float32] | None = None
+        if request.mode is SearchMode.FULLTEXT:
+            vector = None  # no dense retrieval, no similarities: the same answer cached or not
 
         async def dense() -> list[tuple[int, float]]:
             nonlocal vector
-            vector = await self.embed_query(
-                request.query, tenant=tenant, model_version=model_version, timeout=timeout
-            )
+            if vector is None:
+                vector = (
+                    await self.triton.embed([request.query], priority=Priority.INTERACTIVE, timeout=timeout)
+                )[0]
             return await asyncio.to_thread(
                 self.repo.dense, tenant=tenant, version=model_version, vector=vector, k=depth, filters=filters
             )
@@ -165,7 +167,7 @@ class RetrievalService:
             ranked = sorted(zip(ordered, (float(x) for x in scores), strict=True), key=lambda r: -r[1])
         top = ranked[: request.top_k]
         details = await asyncio.to_thread(self.repo.hits, [i for i, _ in top], tenant=tenant, vector=vector)
-        return tuple(
+        hits = tuple(
             SearchHit(
                 chunk_id=i,
                 document_id=str(details[i].document_id),
@@ -181,3 +183,4 @@ class RetrievalService:
             for i, score in top
             if i in details
         )
+        return hits, vector

@@ -127,7 +127,7 @@ class DocumentRepository:
                     size_bytes = EXCLUDED.size_bytes, mime_type = EXCLUDED.mime_type,
                     blob_key = EXCLUDED.blob_key, metadata = EXCLUDED.metadata,
                     deadline_at = EXCLUDED.deadline_at, status = 'received',
-                    error_reason = NULL, attempts = 0
+                    error_reason = NULL, attempts = 0, claimed_until = NULL
                 WHERE documents.content_hash <> EXCLUDED.content_hash
                 RETURNING {cols}
                 """).format(cols=_COLUMNS),
@@ -281,23 +281,35 @@ class DocumentRepository:
     def quarantine(self, document_id: uuid.UUID, reason: str) -> None:
         self.advance(document_id, DocumentStatus.QUARANTINED, reason=reason[:2000])
 
-    def record_attempt(self, document_id: uuid.UUID, *, deadline_s: float) -> int:
-        """Count a processing attempt and push the deadline out; returns the attempt number."""
+    def claim(self, document_id: uuid.UUID, *, deadline_s: float) -> int | None:
+        """Claim a ``received`` document for processing until the deadline: count the attempt,
+        push the deadline out; the attempt number, or None when it is not ``received`` or
+        another worker's claim is still running (that worker will move it on)."""
         with self.pool.connection() as conn:
             row = conn.execute(
-                "UPDATE documents SET attempts = attempts + 1,"
-                " deadline_at = now() + make_interval(secs => %s) WHERE id = %s RETURNING attempts",
-                (deadline_s, document_id),
+                """
+                UPDATE documents SET attempts = attempts + 1,
+                       deadline_at = now() + make_interval(secs => %(deadline)s),
+                       claimed_until = now() + make_interval(secs => %(deadline)s)
+                WHERE id = %(id)s AND status = 'received'
+                  AND (claimed_until IS NULL OR claimed_until < now())
+                RETURNING attempts
+                """,
+                {"deadline": deadline_s, "id": document_id},
             ).fetchone()
-        if row is None:
+            exists = (
+                row is not None
+                or conn.execute("SELECT 1 FROM documents WHERE id = %s", (document_id,)).fetchone()
+            )
+        if not exists:
             raise NotFound(f"document {document_id} does not exist")
-        return int(row[0])
+        return None if row is None else int(row[0])
 
     def reset_to_received(self, document_id: uuid.UUID) -> None:
-        """A retry after a transient failure starts again from ``received``."""
+        """A retry after a transient failure starts again from ``received``, claimable at once."""
         with self.pool.connection() as conn:
             conn.execute(
-                "UPDATE documents SET status = 'received', error_reason = NULL"
+                "UPDATE documents SET status = 'received', error_reason = NULL, claimed_until = NULL"
                 " WHERE id = %s AND status IN ('received', 'parsed', 'chunked', 'embedded')",
                 (document_id,),
             )
@@ -408,7 +420,7 @@ class DocumentRepository:
         with self.pool.connection() as conn:
             rows = conn.execute(
                 """
-                UPDATE documents SET status = 'received', error_reason = NULL
+                UPDATE documents SET status = 'received', error_reason = NULL, claimed_until = NULL
                 WHERE status = 'indexed' AND embedding_model_version IN
                       (SELECT model_version FROM embedding_indexes WHERE status = 'retired')
                 RETURNING id
@@ -433,7 +445,8 @@ class DocumentRepository:
                                   ELSE 'quarantined' END::document_status,
                     error_reason = CASE WHEN s.attempts < %(max)s THEN NULL
                         ELSE format('%%s after %%s attempts (was %%s)', %(reason)s::text, s.attempts, s.was)
-                    END
+                    END,
+                    claimed_until = NULL
                 FROM stuck s WHERE d.id = s.id
                 RETURNING d.id, d.status::text
                 """,
