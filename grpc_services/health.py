@@ -118,7 +118,11 @@ class HealthMonitor:
         self._states = states
         ready = all(states.values())
         if ready != self.ready:
-            log.info("overall health %s", "SERVING" if ready else "NOT_SERVING")
+            log.info(
+                "dependencies %s: health %s",
+                "ready" if ready else "not ready",
+                "SERVING" if ready else "NOT_SERVING",
+            )
         self.ready = ready
         await self.servicer.set("", _SERVING if ready else _NOT_SERVING)
         for service in self._services:
