@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import pwd
+import random
 import signal
 import socket
 import subprocess
@@ -76,11 +77,25 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+# Ports for test and scratch stacks: below Linux's ephemeral range (32768-60999), so no client
+# socket of any process can take one between this check and the server's bind (a port the kernel
+# hands out for bind(0) comes from that very range: a SeaweedFS metrics port was lost that way),
+# and above the local stack's defaults (25000-29464).
+PICK_RANGE = (30000, 32760)
+_handed_out: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1", *, size: int = 1) -> int:
+    """A free port (or the first of ``size`` consecutive free ports), never handed out before
+    by this process."""
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        base = rng.randrange(PICK_RANGE[0], PICK_RANGE[1] - size)
+        block = range(base, base + size)
+        if _handed_out.isdisjoint(block) and all(port_is_free(host, port) for port in block):
+            _handed_out.update(block)
+            return base
+    raise RuntimeError(f"no {size} free consecutive port(s) in {PICK_RANGE[0]}-{PICK_RANGE[1]}")
 
 
 def require_free_ports(component: str, host: str, ports: Mapping[str, int]) -> None:

@@ -54,3 +54,13 @@ def test_port_in_use_names_the_variable() -> None:
         port = sock.getsockname()[1]
         with pytest.raises(ConfigurationError, match=rf"port {port} \(mlflow\).*RAG_PORTS__MLFLOW"):
             require_free_ports("mlflow", "127.0.0.1", {"mlflow": port})
+
+
+def test_free_ports_are_outside_the_ephemeral_range_and_never_handed_out_twice() -> None:
+    from rag.stack.process import PICK_RANGE, free_port, port_is_free
+
+    ports = [free_port() for _ in range(40)]
+    block = free_port(size=11)
+    assert len(set(ports)) == len(ports) and not set(ports) & set(range(block, block + 11))
+    assert all(PICK_RANGE[0] <= p < PICK_RANGE[1] < 32768 for p in [*ports, block + 10])
+    assert all(port_is_free("127.0.0.1", p) for p in range(block, block + 11))
