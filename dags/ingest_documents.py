@@ -119,30 +119,14 @@ def ingest_documents() -> None:
     @task(max_active_tis_per_dagrun=2)
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
         """Parse, chunk, embed and index one batch; a document's failure stays with it."""
-        import uuid
-
         from rag_hooks import RagHook
 
         from rag.core.chunking import ChunkingOptions
 
         assert params is not None
-        counts: dict[str, int] = {}
+        chunking = ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"])
         with RagHook() as hook:
-            pipeline = hook.pipeline(ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"]))
-            # Chunks of the batch's documents are embedded together (fuller Triton batches).
-            for outcome in pipeline.process_many([uuid.UUID(doc_id) for doc_id in batch]):
-                doc_id = str(outcome.document_id)
-                counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
-                timing = " ".join(f"{k}={v:.2f}s" for k, v in outcome.seconds.items())
-                log.info(
-                    "%s: %s chunks=%d %s %s",
-                    doc_id,
-                    outcome.status.value,
-                    outcome.chunks,
-                    timing,
-                    outcome.reason or "",
-                )
-        return counts
+            return hook.process_batch(batch, chunking)
 
     @task(outlets=[INDEX])
     def report(results: list[dict[str, int]], params: dict[str, Any] | None = None) -> dict[str, int]:

@@ -105,23 +105,14 @@ def ingest_sweeper() -> None:
     @task(max_active_tis_per_dagrun=2)
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
         """The ingestion pipeline for one batch; a document's failure stays with it."""
-        import uuid
-
         from rag_hooks import RagHook
 
         from rag.core.chunking import ChunkingOptions
 
         assert params is not None
-        counts: dict[str, int] = {}
+        chunking = ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"])
         with RagHook() as hook:
-            pipeline = hook.pipeline(ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"]))
-            for doc_id in batch:
-                outcome = pipeline.process(uuid.UUID(doc_id))
-                counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
-                log.info(
-                    "%s: %s chunks=%d %s", doc_id, outcome.status.value, outcome.chunks, outcome.reason or ""
-                )
-        return counts
+            return hook.process_batch(batch, chunking)
 
     @task(trigger_rule="none_failed")
     def report(swept: dict[str, list[str]], results: list[dict[str, int]] | None) -> dict[str, int]:

@@ -7,6 +7,7 @@ DAG parse time. The hook holds no state between tasks; each task closes what it 
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 # extension) for restores only: kept in Airflow's connections (secrets backend), not in the
 # settings every service reads, so the serving processes never hold it.
 ADMIN_DB_CONN_ID = "rag_postgres_admin"
+log = logging.getLogger(__name__)
 
 
 class RagHook(BaseHook):
@@ -104,6 +106,26 @@ class RagHook(BaseHook):
             model_version=model_version or self.index_version(),
             chunking=chunking,
         )
+
+    def process_batch(self, document_ids: list[str], chunking: ChunkingOptions) -> dict[str, int]:
+        """One mapped ingestion task: the pipeline over ``document_ids`` (their chunks embedded
+        together), each outcome logged; the count of documents per resulting status."""
+        import uuid
+
+        counts: dict[str, int] = {}
+        pipeline = self.pipeline(chunking)
+        for outcome in pipeline.process_many([uuid.UUID(doc_id) for doc_id in document_ids]):
+            counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+            timing = " ".join(f"{k}={v:.2f}s" for k, v in outcome.seconds.items())
+            log.info(
+                "%s: %s chunks=%d %s %s",
+                outcome.document_id,
+                outcome.status.value,
+                outcome.chunks,
+                timing,
+                outcome.reason or "",
+            )
+        return counts
 
     def admin_dsn(self, conn_id: str = ADMIN_DB_CONN_ID) -> str | None:
         """The admin connection's DSN, or None when Airflow has no such connection."""

@@ -14,9 +14,10 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import diskcache
 import redis.asyncio as aioredis
@@ -90,39 +91,21 @@ class TieredCache:
 
     async def get(self, key: str) -> tuple[bytes | None, str | None]:
         """(value, level that had it) or (None, None)."""
-        value = self._l1.get(key)
-        if value is not None:
-            CACHE_REQUESTS.labels("l1", "hit").inc()
-            return value, "l1"
-        CACHE_REQUESTS.labels("l1", "miss").inc()
-        if self._redis_usable():
-            assert self._redis is not None
-            try:
-                found = await self._redis.get(key)
-            except (RedisError, OSError) as exc:
-                self._redis_failed(exc)
-            else:
-                if isinstance(found, bytes):
-                    CACHE_REQUESTS.labels("l2", "hit").inc()
-                    self._l1[key] = found
-                    return found, "l2"
-                CACHE_REQUESTS.labels("l2", "miss").inc()
-        if self._disk is not None:
-            disk_value = self._disk.get(key)
-            if isinstance(disk_value, bytes):
-                CACHE_REQUESTS.labels("l3", "hit").inc()
-                self._l1[key] = disk_value
-                await self._set_redis(key, disk_value)
-                return disk_value, "l3"
-            CACHE_REQUESTS.labels("l3", "miss").inc()
-        return None, None
+        return (await self._lookup([key]))[0]
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """``get`` for several keys with one Redis round trip (MGET) for those L1 lacks."""
-        found: list[bytes | None] = [self._l1.get(key) for key in keys]
-        for value in found:
+        return [value for value, _ in await self._lookup(keys)]
+
+    async def _lookup(self, keys: Sequence[str]) -> list[tuple[bytes | None, str | None]]:
+        """Each key from the highest level that has it; a hit below is copied up."""
+        found: list[tuple[bytes | None, str | None]] = [(None, None)] * len(keys)
+        for i, key in enumerate(keys):
+            value = self._l1.get(key)
             CACHE_REQUESTS.labels("l1", "hit" if value is not None else "miss").inc()
-        missing = [i for i, value in enumerate(found) if value is None]
+            if value is not None:
+                found[i] = (value, "l1")
+        missing = [i for i, (value, _) in enumerate(found) if value is None]
         if missing and self._redis_usable():
             assert self._redis is not None
             try:
@@ -131,27 +114,19 @@ class TieredCache:
                 self._redis_failed(exc)
             else:
                 for i, answer in zip(missing, answers, strict=True):
-                    if isinstance(answer, bytes):
-                        found[i] = self._l1[keys[i]] = answer
                     CACHE_REQUESTS.labels("l2", "hit" if isinstance(answer, bytes) else "miss").inc()
+                    if isinstance(answer, bytes):
+                        self._l1[keys[i]] = answer
+                        found[i] = (answer, "l2")
         if self._disk is not None:
-            for i in [i for i in missing if found[i] is None]:
+            for i in [i for i in missing if found[i][0] is None]:
                 disk_value = self._disk.get(keys[i])
+                CACHE_REQUESTS.labels("l3", "hit" if isinstance(disk_value, bytes) else "miss").inc()
                 if isinstance(disk_value, bytes):
-                    CACHE_REQUESTS.labels("l3", "hit").inc()
-                    found[i] = self._l1[keys[i]] = disk_value
-                    self.set_soon(keys[i], disk_value)
-                else:
-                    CACHE_REQUESTS.labels("l3", "miss").inc()
+                    self._l1[keys[i]] = disk_value
+                    self._in_background(self._set_lower({keys[i]: disk_value}, disk=False))
+                    found[i] = (disk_value, "l3")
         return found
-
-    async def _set_redis(self, key: str, value: bytes) -> None:
-        if self._redis_usable():
-            assert self._redis is not None
-            try:
-                await self._redis.set(key, value, ex=self.policy.l2_ttl_s)
-            except (RedisError, OSError) as exc:
-                self._redis_failed(exc)
 
     async def set(self, key: str, value: bytes) -> None:
         self._l1[key] = value
@@ -168,11 +143,14 @@ class TieredCache:
             return
         for key, value in items.items():
             self._l1[key] = value
-        task = asyncio.get_running_loop().create_task(self._set_lower(dict(items)))
+        self._in_background(self._set_lower(dict(items)))
+
+    def _in_background(self, write: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(write)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _set_lower(self, items: Mapping[str, bytes]) -> None:
+    async def _set_lower(self, items: Mapping[str, bytes], *, disk: bool = True) -> None:
         if self._redis_usable():
             assert self._redis is not None
             try:
@@ -182,7 +160,7 @@ class TieredCache:
                     await pipe.execute()
             except (RedisError, OSError) as exc:
                 self._redis_failed(exc)
-        if self._disk is not None:
+        if disk and self._disk is not None:
             for key, value in items.items():
                 self._disk.set(key, value, expire=self.policy.l3_ttl_s)
 

@@ -52,9 +52,7 @@ class RetrievalService:
         cache: TieredCache,
         versions: SearchVersions | None = None,
         history: QueryHistory | None = None,
-        embed_timeout_s: float = 10.0,
     ) -> None:
-        self.pool = pool
         self.repo = SearchRepository(pool)
         self.triton = triton
         self.cache = cache
@@ -62,7 +60,6 @@ class RetrievalService:
         # search writes its history row at once. The API starts both (grpc_services.app).
         self.versions = versions or SearchVersions(pool)
         self.history = history or QueryHistory(pool)
-        self.embed_timeout_s = embed_timeout_s
 
     async def _versions(self, tenant: str) -> tuple[str, int]:
         model_version, generation = await self.versions.current(tenant)
