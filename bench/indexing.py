@@ -40,11 +40,13 @@ def ingestion(settings: Settings) -> Iterator[Ingestion]:
     from rag.adapters.postgres.pool import create_pool
     from rag.adapters.triton import BlockingTriton, Priority, TritonOptions
     from rag.models import artifacts
-    from rag.models.tokens import TokenCounter
+    from rag.parsing.isolation import ParserPool
+    from rag.parsing.limits import ParseLimits
 
     with (
         create_pool(settings, min_size=1, name="bench") as pool,
         BlockingTriton(TritonOptions(settings.TRITON_GRPC_URL, timeout_s=300.0)) as triton,
+        ParserPool(ParseLimits.from_settings(settings)) as parsers,
     ):
         registry = IndexRegistry(pool)
         active = registry.active()
@@ -55,13 +57,12 @@ def ingestion(settings: Settings) -> Iterator[Ingestion]:
             )
         blobs = BlobStore(settings)
         documents = DocumentRepository(pool)
-        counter = TokenCounter()
         pipeline = Pipeline(
             documents=documents,
             blobs=blobs,
             bucket=settings.S3_BUCKET_DOCUMENTS,
             embed=lambda texts: triton.embed(texts, priority=Priority.BATCH),
-            count_tokens=counter.count,
+            parser=parsers,
             model_version=active.model_version,
         )
         yield Ingestion(pool, Intake(documents, blobs, settings.S3_BUCKET_DOCUMENTS), pipeline)

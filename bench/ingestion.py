@@ -66,7 +66,10 @@ def dag_once(settings: Any, items: list[tuple[str, str]], *, timeout_s: float = 
     from rag.adapters.airflow import AirflowClient
 
     tenant = f"bench-dag-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory(prefix="bench-dag-") as folder:
+    if not settings.INGEST_ALLOWED_ROOTS:
+        raise SystemExit("the DAG path reads files from INGEST_ALLOWED_ROOTS: set it, or pass --no-dag")
+    # Inside a folder the workers may read (INGEST_ALLOWED_ROOTS; default the checkout's samples/).
+    with tempfile.TemporaryDirectory(prefix="bench-dag-", dir=settings.INGEST_ALLOWED_ROOTS[0]) as folder:
         for n, (_, text) in enumerate(items):
             (Path(folder) / f"{n:06d}.txt").write_text(text, encoding="utf-8")
         airflow = AirflowClient(

@@ -34,16 +34,24 @@ class Target:
     def grpc_address(self) -> str:
         return f"{self.stack.config.host}:{self.stack.config.ports.grpc}"
 
-    def client(self, tenant: str, username: str | None = None, *, timeout_s: float = 60.0) -> RagClient:
+    def client(
+        self, tenant: str, username: str | None = None, *, timeout_s: float = 60.0, role: Role = Role.USER
+    ) -> RagClient:
         """A gRPC client signed in as a user of ``tenant`` (a fresh username: its own rate-limit bucket)."""
-        return client_for(self.grpc_address, self.settings, tenant, username, timeout_s=timeout_s)
+        return client_for(self.grpc_address, self.settings, tenant, username, timeout_s=timeout_s, role=role)
 
 
 def client_for(
-    address: str, settings: Settings, tenant: str, username: str | None = None, *, timeout_s: float = 60.0
+    address: str,
+    settings: Settings,
+    tenant: str,
+    username: str | None = None,
+    *,
+    timeout_s: float = 60.0,
+    role: Role = Role.USER,
 ) -> RagClient:
     name = username or f"bench-{uuid.uuid4().hex[:8]}"
-    token = JwtTokens.from_settings(settings).issue_access(Principal.of(name, tenant, Role.USER))
+    token = JwtTokens.from_settings(settings).issue_access(Principal.of(name, tenant, role))
     return RagClient(address, tokens=Tokens(token.token), timeout_s=timeout_s)
 
 

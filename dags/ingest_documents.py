@@ -20,6 +20,9 @@ Reads every file under **source** (a local path on the workers, or `s3://bucket/
 `received -> parsed -> chunked -> embedded -> indexed`. A file that cannot be parsed is
 **quarantined with its reason**; one bad file never fails the run.
 
+- **source** must resolve into a folder of the workers' `INGEST_ALLOWED_ROOTS` (default: the
+  checkout's `samples/`) or a bucket of `INGEST_ALLOWED_BUCKETS`; anything else, and the stack's
+  state directory always, fails the run at once with the setting to change.
 - Unchanged files are a no-op (sha256 content hash); a changed file replaces its chunks in one
   transaction; with *delete_missing*, documents whose file is gone from *source* are deleted.
 - Documents are processed in batches of **batch_size** (default 128) mapped over parallel
@@ -50,7 +53,10 @@ TENANT_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
             "",
             type="string",
             title="Source",
-            description="A local path on the workers, or s3://bucket/prefix; empty with document_ids.",
+            description=(
+                "A local path on the workers under INGEST_ALLOWED_ROOTS, or s3://bucket/prefix in "
+                "INGEST_ALLOWED_BUCKETS; empty with document_ids."
+            ),
         ),
         "document_ids": Param(
             [],
@@ -83,9 +89,11 @@ def ingest_documents() -> None:
     @task
     def receive(params: dict[str, Any] | None = None) -> list[list[str]]:
         """Record the source's files (or the given ids) as received; return batches of ids."""
+        from airflow.sdk.exceptions import AirflowFailException
         from rag_hooks import RagHook
 
-        from rag.ingestion.sources import receive_source
+        from rag.core.errors import InvalidInput
+        from rag.ingestion.sources import SourcePolicy, receive_source
 
         assert params is not None
         tenant = params["tenant"]
@@ -93,9 +101,16 @@ def ingest_documents() -> None:
             documents = hook.intake().documents
             pending = [str(i) for i in documents.pending(tenant=tenant, ids=params["document_ids"])]
             if params["source"]:
-                report = receive_source(
-                    hook.intake(), params["source"], tenant=tenant, delete_missing=params["delete_missing"]
-                )
+                try:
+                    report = receive_source(
+                        hook.intake(),
+                        params["source"],
+                        tenant=tenant,
+                        delete_missing=params["delete_missing"],
+                        policy=SourcePolicy.from_settings(hook.settings),
+                    )
+                except InvalidInput as exc:  # a refused or malformed source: a retry won't help
+                    raise AirflowFailException(str(exc)) from None
                 log.info(
                     "source %s: %d new or changed, %d unchanged, %d deleted, %d unreadable",
                     params["source"],
@@ -140,7 +155,7 @@ def ingest_documents() -> None:
                 run[status] = run.get(status, 0) + n
         with RagHook() as hook:
             documents = hook.intake().documents
-            documents.refresh_lexical_statistics()
+            documents.refresh_lexical_statistics(tenants=[params["tenant"]])  # the only one it touched
             totals = documents.counts_by_status(tenant=params["tenant"])
         log.info("this run: %s", run)
         log.info("tenant %s documents by status: %s", params["tenant"], totals)

@@ -16,9 +16,10 @@ DOC = """
 
 Every accepted document must end `indexed` or `quarantined`; this DAG makes sure of it.
 
-- **sweep_stuck**: a document in `parsed`, `chunked` or `embedded` past its deadline lost its
-  worker. With fewer than *max_attempts* attempts it goes back to `received`; otherwise it is
-  quarantined with the reason *stuck past its deadline after N attempts*.
+- **sweep_stuck**: a document in `parsed`, `chunked` or `embedded` past its deadline, or
+  `received` under a claim that ran out, lost its worker. With fewer than *max_attempts*
+  attempts it goes back to `received`; otherwise it is quarantined with the reason
+  *worker died during <stage> N times* (parsing, chunking, embedding or indexing).
   A document indexed with a *retired* embedding version (an ingestion that wrote after a
   re-embedding's cutover) goes back to `received` too.
 - **find_received**: documents left `received` for more than *received_grace_minutes* (an
@@ -52,7 +53,7 @@ Every accepted document must end `indexed` or `quarantined`; this DAG makes sure
             minimum=1,
             maximum=20,
             title="Max attempts",
-            description="A stuck document with this many attempts is quarantined instead of retried.",
+            description="A document whose worker died, with this many attempts, is quarantined, not retried.",
         ),
         "received_grace_minutes": Param(
             10,
@@ -70,7 +71,7 @@ Every accepted document must end `indexed` or `quarantined`; this DAG makes sure
 def ingest_sweeper() -> None:
     @task
     def sweep_stuck(params: dict[str, Any] | None = None) -> dict[str, list[str]]:
-        """Back to received (attempts left) or quarantined: documents stuck past their deadline."""
+        """Back to received (attempts left) or quarantined: documents whose worker died."""
         from rag_hooks import RagHook
 
         assert params is not None
@@ -82,9 +83,9 @@ def ingest_sweeper() -> None:
         for doc_id in stale:
             log.info("%s: indexed with a retired embedding version, back to received", doc_id)
         for doc_id in swept.reset:
-            log.info("%s: stuck past its deadline, back to received for another attempt", doc_id)
+            log.info("%s: its worker died, back to received for another attempt", doc_id)
         for doc_id in swept.quarantined:
-            log.warning("%s: stuck past its deadline too often, quarantined", doc_id)
+            log.warning("%s: its workers kept dying, quarantined", doc_id)
         return {
             "reset": [str(i) for i in [*swept.reset, *stale]],
             "quarantined": [str(i) for i in swept.quarantined],
@@ -112,7 +113,7 @@ def ingest_sweeper() -> None:
         assert params is not None
         chunking = ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"])
         with RagHook() as hook:
-            return hook.process_batch(batch, chunking)
+            return hook.process_batch(batch, chunking, max_attempts=params["max_attempts"])
 
     @task(trigger_rule="none_failed")
     def report(swept: dict[str, list[str]], results: list[dict[str, int]] | None) -> dict[str, int]:

@@ -14,10 +14,13 @@ log = logging.getLogger(__name__)
 DOC = """
 ### Restore the database (and the restore drill)
 
-Streams a catalogued dump from S3 through gunzip into `psql --single-transaction`, then checks
-the restored database against the catalogue: **row count and primary-key checksum of every
-table** as they were when the dump was taken, and a **sample search** (a chunk's own vector must
-find it first with pgvector; its words must find it with BM25). The recovery time is logged.
+Downloads a catalogued dump from S3 into a private temporary file and refuses it unless its
+**size and sha256 are the catalogue's** (nothing of it reaches psql before), restores that file
+through gunzip into `psql --single-transaction`, then checks the restored database against the
+catalogue: **row count and primary-key checksum of every table** as they were when the dump was
+taken, and a **sample search** (a chunk's own vector must find it first with pgvector; its words
+must find it with BM25). The recovery time is logged. A database that is kept gets a fresh
+cache epoch, so no API process serves search results cached before the restore.
 
 - **drill** (default): restore into *target_database* (a scratch database), check, then drop
   it. The outcome is kept in the backup's catalogue row (`details.last_drill`).

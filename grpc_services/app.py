@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from grpc_services.health import Dependencies, Readiness
 from grpc_services.state_metrics import DatabaseStateCollector
-from rag.core.errors import Unavailable
+from rag.core.authentication import TokenVersions
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ SERVICE_NEEDS: dict[str, tuple[str, ...]] = {
 class Application:
     servicers: list[object]
     readiness: Dependencies
+    # Refreshed by the database: the server refuses tokens revoked since they were issued.
+    token_versions: TokenVersions | None = None
 
 
 @contextlib.asynccontextmanager
@@ -57,22 +59,19 @@ async def application(
     from rag.adapters.postgres.pool import create_async_pool, create_pool
     from rag.adapters.postgres.search_versions import SearchVersions
     from rag.adapters.postgres.state import read_state
+    from rag.adapters.postgres.token_versions import TokenVersionMap
     from rag.adapters.postgres.users import UserRepository
     from rag.adapters.tokens import JwtTokens
     from rag.adapters.triton import TritonClient, TritonOptions
     from rag.core.authentication import Authenticator
+    from rag.core.throttle import LoginThrottle
     from rag.generation.service import GenerationService
-    from rag.ingestion.intake import Intake
+    from rag.ingestion.intake import Intake, UploadSlots
     from rag.models.lifecycle import open_lifecycle
     from rag.parsing import ParseLimits
     from rag.retrieval.service import RetrievalService
 
-    try:
-        async_pool: AsyncConnectionPool = await create_async_pool(settings)
-    except PoolTimeout:
-        raise Unavailable(
-            f"PostgreSQL did not answer within {settings.DATABASE_POOL_TIMEOUT:g} s (DATABASE_URL)"
-        ) from None
+    async_pool: AsyncConnectionPool = await create_async_pool(settings)
     pool = await asyncio.to_thread(create_pool, settings, min_size=2, name="grpc-sync")
     # Search runs single statements: an autocommit pool saves a BEGIN and a COMMIT round trip
     # around each (three of them per search).
@@ -93,16 +92,33 @@ async def application(
     )
     versions = SearchVersions(search_pool, conninfo=settings.DATABASE_URL)
     history = QueryHistory(search_pool)
+    users = UserRepository(async_pool)
+    token_versions = TokenVersionMap(users, conninfo=settings.DATABASE_URL)
+    passwords = Argon2Passwords(
+        threads=settings.PASSWORD_HASH_THREADS, max_waiting=settings.PASSWORD_HASH_MAX_WAITING
+    )
+    login_throttle = LoginThrottle(
+        username_per_minute=settings.LOGIN_PER_USERNAME_PER_MINUTE,
+        username_burst=settings.LOGIN_PER_USERNAME_BURST,
+        address_per_minute=settings.LOGIN_PER_ADDRESS_PER_MINUTE,
+        address_burst=settings.LOGIN_PER_ADDRESS_BURST,
+    )
     try:
         tokens = JwtTokens.from_settings(settings)
         documents = DocumentRepository(pool)
         await versions.start()
+        await token_versions.start()
         await history.start()
         retrieval = RetrievalService(
             pool=search_pool, triton=triton, cache=cache, versions=versions, history=history
         )
         intake = Intake(
-            documents, blobs, settings.S3_BUCKET_DOCUMENTS, ParseLimits(max_bytes=settings.UPLOAD_MAX_BYTES)
+            documents,
+            blobs,
+            settings.S3_BUCKET_DOCUMENTS,
+            ParseLimits(max_bytes=settings.UPLOAD_MAX_BYTES),
+            uploads=UploadSlots(settings.UPLOAD_MAX_CONCURRENT),
+            part_bytes=settings.UPLOAD_PART_BYTES,
         )
 
         async def cleanup(days: int) -> dict[str, int]:
@@ -113,14 +129,13 @@ async def application(
             return removed
 
         servicers: list[object] = [
-            AuthServicer(Authenticator(UserRepository(async_pool), Argon2Passwords(), tokens)),
+            AuthServicer(Authenticator(users, passwords, tokens, throttle=login_throttle)),
             DocumentServicer(
                 intake=intake,
                 documents=documents,
-                blobs=blobs,
-                bucket=settings.S3_BUCKET_DOCUMENTS,
                 airflow=airflow,
                 max_upload_bytes=settings.UPLOAD_MAX_BYTES,
+                idle_timeout_s=settings.UPLOAD_IDLE_TIMEOUT_S,
                 on_change=versions.invalidate,
             ),
             SearchServicer(retrieval),
@@ -153,11 +168,13 @@ async def application(
         )
         registry.register(state_metrics)
         try:
-            yield Application(servicers, readiness)
+            yield Application(servicers, readiness, token_versions)
         finally:
             registry.unregister(state_metrics)
     finally:
         await versions.close()
+        await token_versions.close()
+        passwords.close()
         await history.close()
         await triton.close()
         await cache.close()

@@ -16,6 +16,7 @@ from rag.core.errors import Unauthenticated
 _principal: ContextVar[Principal | None] = ContextVar("rag_principal", default=None)
 _request_id: ContextVar[str | None] = ContextVar("rag_request_id", default=None)
 _call_fields: ContextVar[dict[str, object] | None] = ContextVar("rag_call_fields", default=None)
+_client_address: ContextVar[str | None] = ContextVar("rag_client_address", default=None)
 
 
 def current_principal() -> Principal:
@@ -37,6 +38,20 @@ def current_principal_or_none() -> Principal | None:
 def current_request_id() -> str | None:
     """The id of the current RPC (``x-request-id``), or ``None`` outside one."""
     return _request_id.get()
+
+
+def current_client_address() -> str | None:
+    """The caller's address (behind a trusted proxy, the client it names); ``None`` outside an RPC."""
+    return _client_address.get()
+
+
+@contextmanager
+def client_address_scope(address: str) -> Iterator[None]:
+    token = _client_address.set(address)
+    try:
+        yield
+    finally:
+        _client_address.reset(token)
 
 
 @contextmanager

@@ -1,9 +1,10 @@
 """The server recipe: ``build_server`` for tests and ``serve``/``main`` for ``python -m grpc_services``.
 
 Interceptors, outermost first: request id -> telemetry (access log, metrics) -> error mapping
--> auth -> rate limit -> servicer. Health (``grpc.health.v1``) stays NOT_SERVING until the
-readiness check passes; reflection lists every registered service. SIGTERM (or SIGINT) sets
-NOT_SERVING, then in-flight calls get ``GRPC_GRACE_PERIOD_S`` to finish.
+-> auth -> rate limit -> request validation (``grpc_services.validation``) -> servicer. Health
+(``grpc.health.v1``) stays NOT_SERVING until the readiness check passes; reflection lists every
+registered service. SIGTERM (or SIGINT) sets NOT_SERVING, then in-flight calls get
+``GRPC_GRACE_PERIOD_S`` to finish.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from grpc_services.health import Dependencies, HealthMonitor, Readiness, always_ready
 from grpc_services.interceptors.auth import AuthInterceptor
 from grpc_services.interceptors.errors import ErrorMappingInterceptor
-from grpc_services.interceptors.rate_limit import RateLimitInterceptor, TokenBuckets
+from grpc_services.interceptors.rate_limit import ClientAddresses, RateLimitInterceptor, TokenBuckets
 from grpc_services.interceptors.request_id import RequestIdInterceptor
 from grpc_services.interceptors.telemetry import TelemetryInterceptor
+from grpc_services.interceptors.validation import ValidationInterceptor
 from grpc_services.logs import configure_logging
 from grpc_services.metrics import GrpcMetrics, MetricsHttpServer, metrics_app
 from grpc_services.permissions import check_covered
-from rag.core.authentication import TokenCodec
+from rag.core.authentication import AccessTokens, TokenCodec, TokenVersions
 from rag.core.errors import ConfigurationError, RagError
 from rag.settings import Settings, load_settings
 
@@ -135,6 +137,7 @@ def build_server(
     servicers: Sequence[object],
     *,
     tokens: TokenCodec | None = None,
+    token_versions: TokenVersions | None = None,
     readiness: Readiness | Dependencies | None = None,
     registry: CollectorRegistry | None = None,
     host: str | None = None,
@@ -145,8 +148,9 @@ def build_server(
     """A server (not started) serving ``servicers``, instances of generated ``*Servicer`` classes.
 
     Call it inside the event loop that will run the server. ``tokens`` defaults to JWTs from
-    the settings, ``readiness`` to always ready, ``registry`` to a fresh one (``serve`` passes
-    the process-wide default). ``host``/``port``/``metrics_port`` override the settings (0
+    the settings; with ``token_versions`` revoked tokens are refused. ``readiness`` defaults to
+    always ready, ``registry`` to a fresh one (``serve`` passes the process-wide default).
+    ``host``/``port``/``metrics_port`` override the settings (0
     picks a free port; read ``RagServer.port`` after). Metrics are not served when
     ``PROMETHEUS_ENABLED`` is false.
     """
@@ -172,8 +176,12 @@ def build_server(
             RequestIdInterceptor(),
             TelemetryInterceptor(metrics),
             ErrorMappingInterceptor(),
-            AuthInterceptor(tokens),
-            RateLimitInterceptor(TokenBuckets(settings.RATE_LIMIT_PER_SECOND, settings.RATE_LIMIT_BURST)),
+            AuthInterceptor(AccessTokens(tokens, token_versions)),
+            RateLimitInterceptor(
+                TokenBuckets(settings.RATE_LIMIT_PER_SECOND, settings.RATE_LIMIT_BURST),
+                ClientAddresses(settings.TRUSTED_PROXIES),
+            ),
+            ValidationInterceptor(),
         ],
         options=[
             ("grpc.max_receive_message_length", settings.GRPC_MAX_MESSAGE_BYTES),
@@ -226,12 +234,20 @@ async def serve(
     servicers: Sequence[object],
     *,
     tokens: TokenCodec | None = None,
+    token_versions: TokenVersions | None = None,
     readiness: Readiness | Dependencies | None = None,
     registry: CollectorRegistry = REGISTRY,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the server until SIGTERM/SIGINT (or ``stop`` is set), then stop gracefully."""
-    server = build_server(settings, servicers, tokens=tokens, readiness=readiness, registry=registry)
+    server = build_server(
+        settings,
+        servicers,
+        tokens=tokens,
+        token_versions=token_versions,
+        readiness=readiness,
+        registry=registry,
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
@@ -264,7 +280,12 @@ async def _run(settings: Settings) -> None:
     from grpc_services.app import application
 
     async with application(settings) as app:
-        await serve(settings, app.servicers, readiness=app.readiness)
+        await serve(
+            settings,
+            app.servicers,
+            token_versions=app.token_versions,
+            readiness=app.readiness,
+        )
 
 
 def main() -> int:

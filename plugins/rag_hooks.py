@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rag.core.chunking import ChunkingOptions
     from rag.ingestion.intake import Intake
     from rag.ingestion.pipeline import Pipeline
+    from rag.parsing.isolation import ParserPool
     from rag.settings import Settings
 
 
@@ -70,6 +71,16 @@ class RagHook(BaseHook):
         self._opened.append(client)
         return client
 
+    @cached_property
+    def parser(self) -> ParserPool:
+        """Worker processes that parse documents under the PARSE_* limits (stopped on close)."""
+        from rag.parsing.isolation import ParserPool
+        from rag.parsing.limits import ParseLimits
+
+        pool = ParserPool(ParseLimits.from_settings(self.settings))
+        self._opened.append(pool)
+        return pool
+
     def intake(self) -> Intake:
         from rag.adapters.postgres.documents import DocumentRepository
         from rag.ingestion.intake import Intake
@@ -89,40 +100,46 @@ class RagHook(BaseHook):
         version = artifacts.model_version(path, artifacts.DEFAULT_EMBEDDER_NAME)
         return registry.ensure_active(version, 384).model_version
 
-    def pipeline(self, chunking: ChunkingOptions, *, model_version: str | None = None) -> Pipeline:
-        from rag.adapters.postgres.documents import DocumentRepository
+    def pipeline(
+        self, chunking: ChunkingOptions, *, model_version: str | None = None, max_attempts: int | None = None
+    ) -> Pipeline:
+        from rag.adapters.postgres.documents import MAX_ATTEMPTS, DocumentRepository
         from rag.adapters.triton import Priority
         from rag.ingestion.pipeline import Pipeline
-        from rag.models.tokens import TokenCounter
 
-        counter = TokenCounter()
         triton = self.triton
         return Pipeline(
             documents=DocumentRepository(self.pool),
             blobs=self.blobs,
             bucket=self.settings.S3_BUCKET_DOCUMENTS,
             embed=lambda texts: triton.embed(texts, priority=Priority.BATCH),
-            count_tokens=counter.count,
+            parser=self.parser,
             model_version=model_version or self.index_version(),
             chunking=chunking,
+            max_attempts=max_attempts or MAX_ATTEMPTS,
         )
 
-    def process_batch(self, document_ids: list[str], chunking: ChunkingOptions) -> dict[str, int]:
+    def process_batch(
+        self, document_ids: list[str], chunking: ChunkingOptions, *, max_attempts: int | None = None
+    ) -> dict[str, int]:
         """One mapped ingestion task: the pipeline over ``document_ids`` (their chunks embedded
-        together), each outcome logged; the count of documents per resulting status."""
+        together), each outcome logged; the count of documents per resulting status.
+        ``max_attempts`` (default: the pipeline's) caps claims and transient retries."""
         import uuid
 
         counts: dict[str, int] = {}
-        pipeline = self.pipeline(chunking)
+        pipeline = self.pipeline(chunking, max_attempts=max_attempts)
         for outcome in pipeline.process_many([uuid.UUID(doc_id) for doc_id in document_ids]):
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
             timing = " ".join(f"{k}={v:.2f}s" for k, v in outcome.seconds.items())
+            peak = f"parser_rss={outcome.peak_rss_bytes / 2**20:.0f}MiB" if outcome.peak_rss_bytes else ""
             log.info(
-                "%s: %s chunks=%d %s %s",
+                "%s: %s chunks=%d %s %s %s",
                 outcome.document_id,
                 outcome.status.value,
                 outcome.chunks,
                 timing,
+                peak,
                 outcome.reason or "",
             )
         return counts

@@ -1,2 +1,2 @@
 """Server interceptors, in the order ``build_server`` installs them (outermost first):
-request id, telemetry, error mapping, auth, rate limit."""
+request id, telemetry, error mapping, auth, rate limit, validation."""

@@ -2,7 +2,8 @@
 
 Public RPCs (health, reflection, Login, Refresh) pass. Every other call needs
 ``authorization: Bearer <access token>``; a missing, malformed, expired, forged, wrong-issuer
-or wrong-audience token, or a refresh token, is UNAUTHENTICATED; a valid token whose role lacks
+or wrong-audience token, a refresh token, or a token revoked since it was issued (account
+disabled, role or tenant changed, ``rag users revoke``), is UNAUTHENTICATED; a valid token whose role lacks
 the permission ``RPC_PERMISSIONS`` names for the method is PERMISSION_DENIED. The caller is
 then available to the servicer through :func:`grpc_services.context.current_principal`.
 """
@@ -15,7 +16,7 @@ from contextlib import asynccontextmanager
 from grpc_services.context import annotate_call, principal_scope
 from grpc_services.interceptors.base import Call, CallInterceptor
 from grpc_services.permissions import RPC_PERMISSIONS, is_public
-from rag.core.authentication import TokenCodec
+from rag.core.authentication import AccessTokens
 from rag.core.errors import PermissionDenied, Unauthenticated
 
 _HOW = "send the metadata 'authorization: Bearer <access token>' (get one from AuthService/Login)"
@@ -34,7 +35,7 @@ def bearer_token(value: str | bytes | None) -> str:
 
 
 class AuthInterceptor(CallInterceptor):
-    def __init__(self, tokens: TokenCodec) -> None:
+    def __init__(self, tokens: AccessTokens) -> None:
         self._tokens = tokens
 
     @asynccontextmanager
@@ -42,7 +43,7 @@ class AuthInterceptor(CallInterceptor):
         if is_public(call.method):
             yield
             return
-        principal = self._tokens.verify_access(bearer_token(call.metadata.get("authorization")))
+        principal = await self._tokens.authenticate(bearer_token(call.metadata.get("authorization")))
         permission = RPC_PERMISSIONS.get(call.method)
         if permission is None:  # not in the table: refused rather than guessed
             raise PermissionDenied(f"{call.method} is not open to any role")

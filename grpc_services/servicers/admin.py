@@ -9,6 +9,7 @@ import grpc.aio
 from psycopg_pool import ConnectionPool
 
 from grpc_services.servicers import convert
+from grpc_services.validation import MAX_DAYS_OLD
 from rag.adapters.postgres.stats import system_stats
 from rag.core.documents import DocumentStatus
 from rag.core.errors import InvalidInput
@@ -46,6 +47,6 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.SystemCleanupRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.SystemCleanupResponse:
         days = request.days_old or 30
-        if not 1 <= days <= 3650:
-            raise InvalidInput("must be between 1 and 3650 days", field="days_old")
+        if not 1 <= days <= MAX_DAYS_OLD:
+            raise InvalidInput(f"must be between 1 and {MAX_DAYS_OLD} days", field="days_old")
         return admin_pb2.SystemCleanupResponse(deleted=await self._cleanup(days))

@@ -1,10 +1,15 @@
-"""``rag.v1.AuthService``: Login and Refresh (public RPCs)."""
+"""``rag.v1.AuthService``: Login and Refresh (public RPCs).
+
+Login is throttled per username and per client address (the address the rate-limit
+interceptor resolved, trusted proxies' forwarding headers included) when the
+:class:`~rag.core.authentication.Authenticator` has a throttle.
+"""
 
 from __future__ import annotations
 
 import grpc.aio
 
-from grpc_services.context import annotate_call
+from grpc_services.context import annotate_call, current_client_address
 from rag.core.authentication import Authenticator
 from rag.proto.rag.v1 import auth_pb2, auth_pb2_grpc
 
@@ -19,7 +24,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.LoginResponse:
         annotate_call(user=request.username[:128])  # who tried, for the access log
-        session = await self._auth.login(request.username, request.password)
+        session = await self._auth.login(request.username, request.password, client=current_client_address())
         annotate_call(tenant=session.principal.tenant)
         return auth_pb2.LoginResponse(
             access_token=session.access.token,

@@ -14,16 +14,15 @@ import grpc.aio
 
 from grpc_services.context import annotate_call, current_principal
 from grpc_services.servicers import convert
+from grpc_services.validation import MAX_PAGE_SIZE
 from rag.adapters.airflow import AirflowClient
-from rag.adapters.objectstore import BlobStore
 from rag.adapters.postgres.documents import DocumentRepository
-from rag.core.errors import InvalidInput, RagError
+from rag.core.errors import DeadlineExceeded, InvalidInput, RagError
 from rag.ingestion.intake import Intake
 from rag.proto.rag.v1 import document_pb2, document_pb2_grpc
 
 log = logging.getLogger(__name__)
 INGEST_DAG = "ingest_documents"
-MAX_PAGE_SIZE = 200
 
 
 def _document_id(value: str) -> uuid.UUID:
@@ -40,6 +39,8 @@ def _encode_token(created_at: datetime, doc_id: uuid.UUID) -> str:
 def _decode_token(token: str) -> tuple[datetime, uuid.UUID]:
     try:
         created, doc_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(created, str) or not isinstance(doc_id, str):
+            raise TypeError("a token holds two strings")  # uuid.UUID(5) raises AttributeError
         return datetime.fromisoformat(created), uuid.UUID(doc_id)
     except (ValueError, TypeError):
         raise InvalidInput(
@@ -53,67 +54,66 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         *,
         intake: Intake,
         documents: DocumentRepository,
-        blobs: BlobStore,
-        bucket: str,
         airflow: AirflowClient | None,
         max_upload_bytes: int,
+        idle_timeout_s: float = 60.0,
         on_change: Callable[[str], None] = lambda tenant: None,
     ) -> None:
         self._on_change = on_change  # this process changed a tenant's documents (search caches)
         self._intake = intake
         self._documents = documents
-        self._blobs = blobs
-        self._bucket = bucket
         self._airflow = airflow
         self._max_upload_bytes = max_upload_bytes
+        self._idle_timeout_s = idle_timeout_s
 
     async def Upload(
         self, request_iterator: AsyncIterator[document_pb2.UploadRequest], context: grpc.aio.ServicerContext
     ) -> document_pb2.UploadResponse:
+        """Stream the file to object storage as it arrives (see :meth:`Intake.receive_stream`)."""
         principal = current_principal()
-        metadata: document_pb2.UploadMetadata | None = None
-        parts: list[bytes] = []
-        size = 0
-        async for message in request_iterator:
-            kind = message.WhichOneof("payload")
-            if kind == "metadata":
-                if metadata is not None or parts:
-                    raise InvalidInput("must be the first message, and only once", field="metadata")
-                metadata = message.metadata
-            elif kind == "chunk":
-                if metadata is None:
-                    raise InvalidInput("the first message must carry the metadata", field="metadata")
-                size += len(message.chunk)
-                if size > self._max_upload_bytes:
-                    raise InvalidInput(
-                        f"upload exceeds the {self._max_upload_bytes} byte limit (UPLOAD_MAX_BYTES)",
-                        field="chunk",
-                    )
-                parts.append(message.chunk)
-        if metadata is None:
+        messages = aiter(request_iterator)
+        first = await self._next(messages)
+        if first is None or first.WhichOneof("payload") != "metadata":
             raise InvalidInput("the first message must carry the metadata", field="metadata")
-        data = b"".join(parts)
-        if not data:
-            raise InvalidInput(
-                "no content was sent: stream the file's bytes after the metadata", field="chunk"
-            )
-        received = await asyncio.to_thread(
-            self._intake.receive,
-            data,
+        metadata = first.metadata
+        received = await self._intake.receive_stream(
+            self._chunks(messages),
             tenant=principal.tenant,
-            filename=metadata.filename,
+            max_bytes=self._max_upload_bytes,
             title=metadata.title,
             metadata=dict(metadata.metadata),
-            reject_unsupported=True,
         )
         document = received.document
         run_id = ""
         if received.changed or document.status.value == "received":
             run_id = await asyncio.to_thread(self._trigger, principal.tenant, document.id)
-        annotate_call(document_id=str(document.id), size=size, deduplicated=not received.changed)
+        annotate_call(
+            document_id=str(document.id), size=document.size_bytes, deduplicated=not received.changed
+        )
         return document_pb2.UploadResponse(
             document=convert.document(document), deduplicated=not received.changed, ingestion_run_id=run_id
         )
+
+    async def _chunks(self, messages: AsyncIterator[document_pb2.UploadRequest]) -> AsyncIterator[bytes]:
+        while (message := await self._next(messages)) is not None:
+            if message.WhichOneof("payload") == "metadata":
+                raise InvalidInput("must be the first message, and only once", field="metadata")
+            yield message.chunk
+
+    async def _next(
+        self, messages: AsyncIterator[document_pb2.UploadRequest]
+    ) -> document_pb2.UploadRequest | None:
+        """The next message; None at the end. A client that stalls loses its upload (and slot)."""
+        try:
+            async with asyncio.timeout(self._idle_timeout_s):
+                return await anext(messages)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"the upload sent nothing for {self._idle_timeout_s:g} s (UPLOAD_IDLE_TIMEOUT_S): "
+                "stream the file's bytes without pausing"
+            ) from None
 
     def _trigger(self, tenant: str, document_id: uuid.UUID) -> str:
         """Start ingestion; if Airflow cannot be reached the document stays ``received`` and the
@@ -161,7 +161,8 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
     async def DeleteDocument(
         self, request: document_pb2.DeleteDocumentRequest, context: grpc.aio.ServicerContext
     ) -> document_pb2.DeleteDocumentResponse:
-        """Delete the document, its chunks and its blob (unless another document shares it).
+        """Delete the document, its chunks and its blob (unless another document shares it;
+        see :mod:`rag.ingestion.intake` for why an upload of the same bytes cannot lose it).
 
         Idempotent: deleting a missing (or another tenant's) document answers deleted=false.
         Cached results are unreachable at once: the tenant's generation changed with the delete
@@ -169,13 +170,8 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         """
         principal = current_principal()
         deleted = await asyncio.to_thread(
-            self._documents.delete, [_document_id(request.document_id)], tenant=principal.tenant
+            self._intake.delete, [_document_id(request.document_id)], tenant=principal.tenant
         )
         if deleted:
             self._on_change(principal.tenant)
-        for record in deleted:
-            if record.blob_key and not await asyncio.to_thread(
-                self._documents.blob_in_use, record.blob_key, tenant=principal.tenant
-            ):
-                await asyncio.to_thread(self._blobs.delete, self._bucket, record.blob_key)  # idempotent
         return document_pb2.DeleteDocumentResponse(deleted=bool(deleted))

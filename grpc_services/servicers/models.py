@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc.aio
 
 from grpc_services.servicers.convert import timestamp
+from grpc_services.validation import MAX_DAYS_OLD
 from rag.adapters.triton import Priority, TritonClient
 from rag.core.errors import InvalidInput, RagError
 from rag.models.lifecycle import ModelLifecycle
@@ -134,8 +135,8 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         cache) not modified for ``days_old`` days; a model in use is already in memory and a
         later load converts or downloads again."""
         days = request.days_old or 30
-        if not 1 <= days <= 3650:
-            raise InvalidInput("must be between 1 and 3650 days", field="days_old")
+        if not 1 <= days <= MAX_DAYS_OLD:
+            raise InvalidInput(f"must be between 1 and {MAX_DAYS_OLD} days", field="days_old")
 
         def clean() -> tuple[int, int]:
             cutoff = time.time() - days * 86400

@@ -11,12 +11,22 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    Field,
+    FilePath,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.core.errors import ConfigurationError
+from rag.parsing.limits import ParseLimits
 
 
 class LogLevel(enum.StrEnum):
@@ -24,6 +34,10 @@ class LogLevel(enum.StrEnum):
     INFO = "INFO"
     WARNING = "WARNING"
     ERROR = "ERROR"
+
+
+# The checkout this package runs from (its samples/ and the local stack's .rag/).
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -66,10 +80,27 @@ class Settings(BaseSettings):
     # Server certificate and key (PEM); both set: TLS, neither: plaintext (behind a TLS proxy).
     GRPC_TLS_CERT_FILE: FilePath | None = None
     GRPC_TLS_KEY_FILE: FilePath | None = None
-    UPLOAD_MAX_BYTES: int = Field(100 * 1024 * 1024, ge=1)
+    # Uploads stream to S3 in parts (S3 copies the staged object to its content address: at most
+    # 5 GiB). Memory per upload is about one part; more concurrent uploads: RESOURCE_EXHAUSTED;
+    # an upload whose client sends nothing for the idle timeout is DEADLINE_EXCEEDED.
+    UPLOAD_MAX_BYTES: int = Field(100 * 1024 * 1024, ge=1, le=5 * 2**30)
+    UPLOAD_PART_BYTES: int = Field(8 * 2**20, ge=5 * 2**20, le=512 * 2**20)
+    UPLOAD_MAX_CONCURRENT: int = Field(8, ge=1, le=10_000)
+    UPLOAD_IDLE_TIMEOUT_S: float = Field(60.0, gt=0)
     # Per principal (or per client address before login): sustained rate and burst.
     RATE_LIMIT_PER_SECOND: float = Field(100.0, gt=0)
     RATE_LIMIT_BURST: int = Field(100, ge=1)
+    # Proxies (comma-separated CIDRs) whose X-Forwarded-For or X-Real-IP names the client;
+    # empty (default): every caller's address is its peer address.
+    TRUSTED_PROXIES: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+    # Login attempts per minute and burst, per username (failed ones) and per client address.
+    LOGIN_PER_USERNAME_PER_MINUTE: float = Field(5.0, gt=0)
+    LOGIN_PER_USERNAME_BURST: int = Field(10, ge=1)
+    LOGIN_PER_ADDRESS_PER_MINUTE: float = Field(60.0, gt=0)
+    LOGIN_PER_ADDRESS_BURST: int = Field(30, ge=1)
+    # Password hashing (argon2, 64 MiB each) runs on its own threads; more waiting: refused.
+    PASSWORD_HASH_THREADS: int = Field(2, ge=1, le=64)
+    PASSWORD_HASH_MAX_WAITING: int = Field(32, ge=0, le=10_000)
     METRICS_HOST: str = "127.0.0.1"
     METRICS_PORT: int = Field(9464, ge=0, le=65535)
 
@@ -92,6 +123,38 @@ class Settings(BaseSettings):
     # Operations
     LOG_LEVEL: LogLevel = LogLevel.INFO
     PROMETHEUS_ENABLED: bool = True
+
+    # Batch ingestion (the ingest_documents DAG's ``source``), comma-separated lists: local
+    # folders it may read (empty: no local paths) and buckets it may read (empty: none).
+    INGEST_ALLOWED_ROOTS: Annotated[tuple[Path, ...], NoDecode] = (_CHECKOUT / "samples",)
+    INGEST_ALLOWED_BUCKETS: Annotated[tuple[str, ...], NoDecode] = ()
+    # The local stack's state directory (secrets, data): never ingested, whatever the roots.
+    RAG_STATE_DIR: Path = _CHECKOUT / ".rag"
+
+    # Parsing (ingestion tasks parse each document in a worker process): the worker's address
+    # space, CPU seconds and wall-clock seconds per document, and the most extracted characters,
+    # PDF pages and chunks a document may have. Past one: quarantined with the limit's name.
+    PARSE_MAX_MEMORY_MB: int = Field(ParseLimits.max_memory_mb, ge=128, le=1024 * 1024)
+    PARSE_MAX_CPU_S: int = Field(ParseLimits.max_cpu_s, ge=1)
+    PARSE_TIMEOUT_S: float = Field(ParseLimits.timeout_s, gt=0)
+    PARSE_MAX_CHARS: int = Field(ParseLimits.max_chars, ge=1)
+    PARSE_MAX_PAGES: int = Field(ParseLimits.max_pages, ge=1)
+    PARSE_MAX_CHUNKS: int = Field(ParseLimits.max_chunks, ge=1)
+
+    @field_validator("INGEST_ALLOWED_ROOTS", "INGEST_ALLOWED_BUCKETS", "TRUSTED_PROXIES", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("INGEST_ALLOWED_ROOTS")
+    @classmethod
+    def _absolute_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        relative = [str(p) for p in value if not p.expanduser().is_absolute()]
+        if relative:
+            raise ValueError(f"must list absolute folders ({', '.join(relative)} is relative)")
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

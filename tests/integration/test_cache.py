@@ -22,7 +22,7 @@ def errors() -> float:
 
 
 def test_a_value_is_found_below_and_copied_up(settings: Settings, tmp_path: Path) -> None:
-    key, value = cache_key("test", [uuid.uuid4().hex]), uuid.uuid4().bytes
+    key, value = cache_key("test", [uuid.uuid4().hex], epoch="e"), uuid.uuid4().bytes
 
     async def go() -> list[str | None]:
         levels = []
@@ -51,7 +51,7 @@ def test_a_value_is_found_below_and_copied_up(settings: Settings, tmp_path: Path
 def test_set_soon_answers_from_memory_at_once_and_reaches_redis_and_disk(
     settings: Settings, tmp_path: Path
 ) -> None:
-    key, value = cache_key("test", [uuid.uuid4().hex]), uuid.uuid4().bytes
+    key, value = cache_key("test", [uuid.uuid4().hex], epoch="e"), uuid.uuid4().bytes
 
     async def go() -> None:
         cache = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "a")
@@ -75,7 +75,7 @@ def test_an_unreachable_redis_is_a_miss_and_is_skipped_for_a_while(tmp_path: Pat
         cache = TieredCache(redis_url=UNREACHABLE_REDIS, disk_dir=tmp_path / "a")
         try:
             for n in range(5):
-                assert await cache.get(cache_key("test", [n])) == (None, None)
+                assert await cache.get(cache_key("test", [n], epoch="e")) == (None, None)
             await cache.set("rag:test:kept", b"v")
             return await TieredCache(redis_url=None, disk_dir=tmp_path / "a").get("rag:test:kept")
         finally:
@@ -106,7 +106,7 @@ def test_clear_drops_a_prefix_from_every_level(settings: Settings, tmp_path: Pat
 
 
 def test_get_many_reads_each_level_once_and_keeps_the_order(settings: Settings, tmp_path: Path) -> None:
-    keys = [cache_key("test", [uuid.uuid4().hex]) for _ in range(4)]
+    keys = [cache_key("test", [uuid.uuid4().hex], epoch="e") for _ in range(4)]
 
     async def go() -> tuple[list[bytes | None], list[bytes | None]]:
         writer = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "a")

@@ -146,3 +146,46 @@ def test_unreachable_database_is_one_clear_error() -> None:
 
     with pytest.raises(Unavailable, match=r"DATABASE_URL.*Connection refused.*make up"):
         migrations.upgrade("postgresql://rag:x@127.0.0.1:1/rag")
+
+
+def test_bm25_statistics_move_to_each_tenant_and_version_and_back(scratch_url: str) -> None:
+    """0007 backfills per-tenant, per-version BM25 statistics from the postings; its downgrade
+    restores 0002's global ones."""
+    migrations.upgrade(scratch_url, "0006")
+    corpus = {"acme": ["red apples", "green apples and pears"], "beta": ["apples"]}
+    with psycopg.connect(scratch_url) as conn:
+        for tenant, texts in corpus.items():
+            doc = conn.execute(
+                "INSERT INTO documents (tenant, source_uri, content_hash, size_bytes) VALUES (%s, %s, %s, 1)"
+                " RETURNING id",
+                (tenant, f"s3://b/{tenant}.txt", tenant[0] * 64),
+            ).fetchone()
+            assert doc is not None
+            for ordinal, text in enumerate(texts):
+                conn.execute(
+                    "INSERT INTO chunks (document_id, tenant, ordinal, text, char_start, char_end, token_count,"
+                    " embedding_model_version) VALUES (%s, %s, %s, %s, 0, 1, 1, 'v1')",
+                    (doc[0], tenant, ordinal, text),
+                )
+        conn.execute("SELECT rag_index_chunk_terms(array_agg(id)) FROM chunks")
+        conn.execute("SELECT rag_refresh_bm25_stats()")
+
+    def per_tenant() -> tuple[dict[tuple[str, str], int], dict[str, tuple[int, int]]]:
+        with psycopg.connect(scratch_url) as conn:
+            df = conn.execute(
+                "SELECT tenant, term, df FROM lexical_term_stats WHERE embedding_model_version = 'v1'"
+            )
+            lengths = conn.execute("SELECT tenant, n, total_len FROM lexical_corpus_stats")
+            return {(t, term): n for t, term, n in df}, {t: (n, total) for t, n, total in lengths}
+
+    migrations.upgrade(scratch_url)
+    df, lengths = per_tenant()
+    assert df[("acme", "appl")] == 2 and df[("beta", "appl")] == 1 and ("beta", "pear") not in df
+    assert lengths == {"acme": (2, 5), "beta": (1, 1)}  # positions: red appl | green appl pear
+
+    migrations.downgrade(scratch_url, "0006")
+    with psycopg.connect(scratch_url) as conn:
+        assert conn.execute("SELECT df FROM term_stats WHERE term = 'appl'").fetchone() == (3,)
+        assert conn.execute("SELECT n, total_len FROM corpus_stats").fetchone() == (3, 6)
+    migrations.upgrade(scratch_url)
+    assert per_tenant() == (df, lengths)

@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 from psycopg_pool import ConnectionPool
 
 from rag.adapters.cache import TieredCache
+from rag.adapters.postgres.cache_epoch import renew as renew_cache_epoch
 from rag.adapters.postgres.history import QueryHistory, QueryRecord
 from rag.adapters.postgres.search_versions import SearchVersions
 from rag.adapters.triton import TritonClient, TritonOptions
@@ -40,6 +41,13 @@ def bump(settings: Settings, tenant: str) -> None:
             " ON CONFLICT (tenant) DO UPDATE SET generation = tenant_generations.generation + 1",
             (tenant,),
         )
+
+
+def cache_epoch(settings: Settings) -> str:
+    with psycopg.connect(settings.DATABASE_URL) as conn:
+        row = conn.execute("SELECT epoch FROM cache_epoch").fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def generation(settings: Settings, tenant: str) -> int:
@@ -71,7 +79,7 @@ def test_versions_come_from_memory_while_listening_and_follow_every_change(
         try:
             assert versions.listening
             first = await versions.current(tenant)
-            assert first == (index_version, generation(settings, tenant))
+            assert first == (index_version, generation(settings, tenant), cache_epoch(settings))
             from_db, from_memory = lookups("database"), lookups("memory")
             for _ in range(5):
                 assert await versions.current(tenant) == first
@@ -79,7 +87,7 @@ def test_versions_come_from_memory_while_listening_and_follow_every_change(
 
             # Another connection changes the tenant: the next lookups see the new generation.
             bump(settings, tenant)
-            expected = (index_version, first[1] + 1)
+            expected = (index_version, first[1] + 1, first[2])
 
             async def seen() -> bool:
                 return await versions.current(tenant) == expected
@@ -136,7 +144,11 @@ def test_a_lost_listener_connection_falls_back_to_the_database_and_recovers(
             assert await eventually(listening_again)
             await versions.current(tenant)
             memory = lookups("memory")
-            assert await versions.current(tenant) == (index_version, generation(settings, tenant))
+            assert await versions.current(tenant) == (
+                index_version,
+                generation(settings, tenant),
+                cache_epoch(settings),
+            )
             assert lookups("memory") == memory + 1
         finally:
             await versions.close()
@@ -153,9 +165,9 @@ def test_without_a_listener_every_lookup_reads_the_database(
         versions = SearchVersions(pool)
         await versions.start()
         before = lookups("database")
-        assert await versions.current(tenant) == (index_version, 0)
+        assert await versions.current(tenant) == (index_version, 0, cache_epoch(settings))
         bump(settings, tenant)
-        assert await versions.current(tenant) == (index_version, 1)
+        assert await versions.current(tenant) == (index_version, 1, cache_epoch(settings))
         assert lookups("database") == before + 2
 
     asyncio.run(go())
@@ -166,10 +178,10 @@ def test_a_read_that_races_with_a_notification_is_not_kept(pool: ConnectionPool)
     versions._listening = True  # as if LISTEN succeeded
     reads = []
 
-    def racing_read(tenant: str) -> tuple[str | None, int]:
+    def racing_read(tenant: str) -> tuple[str | None, int, str]:
         reads.append(tenant)
         versions._notified(f"tenant:{tenant}")  # the change commits while we read
-        return "m@sha256:old", 7
+        return "m@sha256:old", 7, "e"
 
     versions._read = racing_read  # type: ignore[method-assign]
 
@@ -179,6 +191,31 @@ def test_a_read_that_races_with_a_notification_is_not_kept(pool: ConnectionPool)
 
     asyncio.run(go())
     assert reads == ["t", "t"]  # the raced value was not kept: read again
+
+
+def test_a_renewed_cache_epoch_reaches_a_listening_process(
+    settings: Settings, pool: ConnectionPool, index_version: str
+) -> None:
+    """What a restore does to the live database (``cache_epoch.renew``) is heard at once."""
+    tenant = f"versions-{uuid.uuid4().hex[:8]}"
+
+    async def go() -> tuple[str, str]:
+        versions = SearchVersions(pool, conninfo=settings.DATABASE_URL)
+        await versions.start()
+        try:
+            before = (await versions.current(tenant))[2]
+            renewed = renew_cache_epoch(settings.DATABASE_URL)
+            assert renewed is not None and renewed != before
+
+            async def seen() -> bool:
+                return (await versions.current(tenant))[2] == renewed
+
+            assert await eventually(seen)
+            return before, renewed
+        finally:
+            await versions.close()
+
+    asyncio.run(go())
 
 
 def record(tenant: str, n: int) -> QueryRecord:

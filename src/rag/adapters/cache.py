@@ -4,7 +4,8 @@ L1 is in-process (1,000 entries, 5 min), L2 is Redis (1 h), L3 is a disk cache (
 a lower level is copied into the levels above it. Redis trouble makes the cache slower, never
 the request broken: errors count as misses, and after one the cache skips Redis for a few
 seconds instead of paying a timeout on every request. Values are bytes (JSON or raw float32),
-never pickles, since Redis is shared.
+never pickles, since Redis is shared. Every key carries the global cache epoch (``cache_key``),
+so a restore, which renews the epoch, empties all three levels in every process at once.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ class CachePolicy:
     redis_backoff_s: float = 5.0
 
 
-def cache_key(namespace: str, parts: Sequence[object]) -> str:
-    """A stable key: namespace plus a digest of the JSON-encoded parts."""
-    encoded = json.dumps(list(parts), sort_keys=True, separators=(",", ":"), default=str)
+def cache_key(namespace: str, parts: Sequence[object], *, epoch: str) -> str:
+    """A stable key: namespace plus a digest of the global cache ``epoch`` and the JSON-encoded
+    parts. A new epoch (every restore writes one) makes every entry of every level unreachable."""
+    encoded = json.dumps([epoch, *parts], sort_keys=True, separators=(",", ":"), default=str)
     return f"rag:{namespace}:{hashlib.sha256(encoded.encode()).hexdigest()}"
 
 

@@ -1,8 +1,10 @@
 """JSON Web Tokens with PyJWT (SPEC §4): HS256, issuer and audience checked, typed claims.
 
 Claims: ``sub`` (username), ``tenant``, ``role``, ``typ`` (``access`` or ``refresh``), ``iss``,
-``aud``, ``iat``, ``exp`` and a random ``jti``. Every one of them is required on decode; a
-token of the other ``typ`` is refused, so a refresh token never works as an access token.
+``aud``, ``iat``, ``exp``, a random ``jti`` and ``ver``, the account's token version (see
+:mod:`rag.core.authentication`). Every one of them but ``ver`` is required on decode; a token
+without ``ver`` (issued before versions existed) has version 0. A token of the other ``typ``
+is refused, so a refresh token never works as an access token.
 PyJWT errors become :class:`~rag.core.errors.Unauthenticated` with a message for the caller.
 """
 
@@ -106,6 +108,7 @@ class JwtTokens:
             "iat": now,
             "exp": expires_at,
             "jti": uuid.uuid4().hex,
+            "ver": principal.token_version,
         }
         return IssuedToken(jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires_at)
 
@@ -120,8 +123,11 @@ class JwtTokens:
         username, tenant, role = claims["sub"], claims["tenant"], claims["role"]
         if not all(isinstance(value, str) and value for value in (username, tenant, role)):
             raise Unauthenticated(f"invalid {typ} token: malformed sub, tenant or role claim")
+        version = claims.get("ver", 0)
+        if type(version) is not int or version < 0:
+            raise Unauthenticated(f"invalid {typ} token: malformed ver claim")
         try:
-            return Principal.of(username, validate_tenant(tenant), Role(role)), claims
+            return Principal.of(username, validate_tenant(tenant), Role(role), token_version=version), claims
         except (ValueError, InvalidInput):
             raise Unauthenticated(f"invalid {typ} token: unknown role or tenant") from None
 

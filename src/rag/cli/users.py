@@ -1,7 +1,10 @@
-"""``rag users add|list|disable|enable``: manage the accounts that log in to the gRPC API.
+"""``rag users add|list|disable|enable|set-role|set-tenant|revoke``: manage the accounts that
+log in to the gRPC API.
 
 Passwords never come from the command line (it shows in ``ps`` and shell history): they are
 read from a terminal prompt, or with ``--password-stdin`` from the first line of stdin.
+Disabling an account, changing its role or tenant, and ``revoke`` end every access and refresh
+token it holds, in every API process within a second; the user logs in again.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import IO, TypeVar
 
 from rag.core.auth import Role, parse_role, validate_tenant, validate_username
 from rag.core.authentication import validate_password
-from rag.core.errors import InvalidInput, Unavailable
+from rag.core.errors import InvalidInput
 from rag.settings import Settings
 
 T = TypeVar("T")
@@ -43,6 +46,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action.add_argument("username")
         action.set_defaults(handler=_set_disabled, disabled=disabled)
 
+    set_role = actions.add_parser("set-role", help="change a user's role (ends the user's tokens)")
+    set_role.add_argument("username")
+    set_role.add_argument("role", choices=[r.value for r in Role])
+    set_role.set_defaults(handler=_set_role)
+
+    set_tenant = actions.add_parser("set-tenant", help="move a user to a tenant (ends the user's tokens)")
+    set_tenant.add_argument("username")
+    set_tenant.add_argument("tenant")
+    set_tenant.set_defaults(handler=_set_tenant)
+
+    revoke = actions.add_parser("revoke", help="end every access and refresh token of a user")
+    revoke.add_argument("username")
+    revoke.set_defaults(handler=_revoke)
+
 
 def read_password(from_stdin: bool, stdin: IO[str] | None = None) -> str:
     """The new password, from stdin's first line or from a terminal prompt typed twice."""
@@ -67,7 +84,11 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
     async def add() -> None:
         from rag.adapters.passwords import Argon2Passwords
 
-        password_hash = await Argon2Passwords().hash(password)
+        passwords = Argon2Passwords()
+        try:
+            password_hash = await passwords.hash(password)
+        finally:
+            passwords.close()
         user = await _with_users(settings, lambda users: users.add(username, password_hash, role, tenant))
         print(f"added user {user.username!r} (role {user.role.value}, tenant {user.tenant})")
 
@@ -95,19 +116,35 @@ def _set_disabled(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _with_users(settings: Settings, operation: Callable[..., Awaitable[T]]) -> T:
-    """Run ``operation(UserRepository)`` over a one-connection pool."""
-    from psycopg_pool import AsyncConnectionPool, PoolTimeout
+def _set_role(args: argparse.Namespace, settings: Settings) -> int:
+    username = validate_username(args.username)
+    role = parse_role(args.role)
+    asyncio.run(_with_users(settings, lambda users: users.set_role(username, role)))
+    print(f"user {username!r} now has the role {role.value}; the user's tokens were revoked")
+    return 0
 
+
+def _set_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    username = validate_username(args.username)
+    tenant = validate_tenant(args.tenant)
+    asyncio.run(_with_users(settings, lambda users: users.set_tenant(username, tenant)))
+    print(f"user {username!r} moved to tenant {tenant}; the user's tokens were revoked")
+    return 0
+
+
+def _revoke(args: argparse.Namespace, settings: Settings) -> int:
+    username = validate_username(args.username)
+    asyncio.run(_with_users(settings, lambda users: users.revoke_tokens(username)))
+    print(f"revoked every token of user {username!r}; the user must log in again")
+    return 0
+
+
+async def _with_users(settings: Settings, operation: Callable[..., Awaitable[T]]) -> T:
+    """Run ``operation(UserRepository)`` over a small pool (Unavailable when PostgreSQL is not up)."""
+    from rag.adapters.postgres.pool import create_async_pool
     from rag.adapters.postgres.users import UserRepository
 
-    pool: AsyncConnectionPool = AsyncConnectionPool(
-        settings.DATABASE_URL, min_size=1, max_size=1, open=False, kwargs={"connect_timeout": 10}
-    )
-    try:
-        await pool.open(wait=True, timeout=settings.DATABASE_POOL_TIMEOUT)
-    except PoolTimeout:
-        raise Unavailable("cannot connect to PostgreSQL: check DATABASE_URL and that it runs") from None
+    pool = await create_async_pool(settings, min_size=1, name="rag-users")
     try:
         return await operation(UserRepository(pool))
     finally:

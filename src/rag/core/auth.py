@@ -54,7 +54,8 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
 
 # The same rules as the CHECK constraints of the `users` table, checked first so that the
 # caller gets a message naming the field instead of a database error.
-_USERNAME = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
+MAX_USERNAME_CHARS = 128
+_USERNAME = re.compile(rf"[A-Za-z0-9_.@-]{{1,{MAX_USERNAME_CHARS}}}")
 _TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -69,7 +70,9 @@ def parse_role(value: str) -> Role:
 
 def validate_username(value: str) -> str:
     if not _USERNAME.fullmatch(value):
-        raise InvalidInput("must be 1-128 characters of letters, digits and _ . @ -", field="username")
+        raise InvalidInput(
+            f"must be 1-{MAX_USERNAME_CHARS} characters of letters, digits and _ . @ -", field="username"
+        )
     return value
 
 
@@ -90,11 +93,20 @@ class Principal:
     tenant: str
     role: Role
     permissions: frozenset[Permission]
+    # The account's token version when its token was issued; a token older than the account's
+    # current version (disabled, role or tenant changed, revoked) is refused.
+    token_version: int = 0
 
     @classmethod
-    def of(cls, username: str, tenant: str, role: Role) -> Principal:
+    def of(cls, username: str, tenant: str, role: Role, *, token_version: int = 0) -> Principal:
         """A principal with the permissions of ``role``."""
-        return cls(username=username, tenant=tenant, role=role, permissions=ROLE_PERMISSIONS[role])
+        return cls(
+            username=username,
+            tenant=tenant,
+            role=role,
+            permissions=ROLE_PERMISSIONS[role],
+            token_version=token_version,
+        )
 
     def can(self, permission: Permission) -> bool:
         return Permission.SYSTEM_ADMIN in self.permissions or permission in self.permissions

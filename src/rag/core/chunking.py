@@ -44,30 +44,46 @@ class _Unit:
     page: int | None
 
 
+# Bounds that keep the tokenizer and every chunk small whatever the input: a piece longer than
+# ``limit * _MAX_CHARS_PER_TOKEN`` characters is never counted whole (it is split at words first),
+# and a "word" longer than ``_MAX_WORD_CHARS`` (a megabyte without a space) is cut into slices.
+_MAX_CHARS_PER_TOKEN = 16
+_MAX_WORD_CHARS = 256
+
+
+def _words(piece: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each whitespace-separated word, long words cut into slices."""
+    for match in _WORD.finditer(piece):
+        for start in range(match.start(), match.end(), _MAX_WORD_CHARS):
+            yield start, min(start + _MAX_WORD_CHARS, match.end())
+
+
 def _sentences(block: Block, text: str, count: TokenCounter, limit: int) -> Iterator[_Unit]:
-    """Split a block into units no longer than ``limit`` tokens (sentences, then word runs)."""
+    """Split a block into units no longer than ``limit`` tokens (sentences, then word runs)
+    and ``limit * _MAX_CHARS_PER_TOKEN`` characters."""
     body = text[block.start : block.end]
+    max_chars = limit * _MAX_CHARS_PER_TOKEN
     cuts = [0, *(m.end() for m in _SENTENCE_END.finditer(body)), len(body)]
     for lo, hi in itertools.pairwise(cuts):
         piece = body[lo:hi].rstrip()
         if not piece.strip():
             continue
-        tokens = count(piece)
-        if tokens <= limit:
-            yield _Unit(block.start + lo, block.start + lo + len(piece), tokens, block.page)
-            continue
-        words = list(_WORD.finditer(piece))
+        if len(piece) <= max_chars:
+            tokens = count(piece)
+            if tokens <= limit:
+                yield _Unit(block.start + lo, block.start + lo + len(piece), tokens, block.page)
+                continue
         run_start: int | None = None
         run_tokens = prev_end = 0
-        for word in words:
-            word_tokens = max(1, count(word.group()))
-            if run_start is not None and run_tokens + word_tokens > limit:
+        for start, end in _words(piece):
+            word_tokens = max(1, count(piece[start:end]))
+            if run_start is not None and (run_tokens + word_tokens > limit or end - run_start > max_chars):
                 yield _Unit(block.start + lo + run_start, block.start + lo + prev_end, run_tokens, block.page)
                 run_start, run_tokens = None, 0
             if run_start is None:
-                run_start = word.start()
+                run_start = start
             run_tokens += word_tokens
-            prev_end = word.end()
+            prev_end = end
         if run_start is not None:
             yield _Unit(block.start + lo + run_start, block.start + lo + prev_end, run_tokens, block.page)
 
@@ -96,6 +112,7 @@ def chunk_document(
 ) -> list[Chunk]:
     options = options or ChunkingOptions()
     limit = options.chunk_tokens
+    max_chars = limit * _MAX_CHARS_PER_TOKEN
     chunks: list[Chunk] = []
 
     def emit(units: list[_Unit], heading: str | None) -> None:
@@ -120,7 +137,7 @@ def chunk_document(
         window_tokens = 0
         fresh = 0  # units in the window not yet emitted in an earlier chunk
         for unit in units:
-            if window and window_tokens + unit.tokens > limit:
+            if window and (window_tokens + unit.tokens > limit or unit.end - window[0].start > max_chars):
                 emit(window, heading)
                 # Carry trailing units (at most overlap_tokens) into the next chunk.
                 carried: list[_Unit] = []
@@ -130,7 +147,9 @@ def chunk_document(
                         break
                     carried.insert(0, previous)
                     carried_tokens += previous.tokens
-                if carried_tokens + unit.tokens > limit:
+                if carried_tokens + unit.tokens > limit or (
+                    carried and unit.end - carried[0].start > max_chars
+                ):
                     carried, carried_tokens = [], 0
                 window, window_tokens, fresh = carried, carried_tokens, 0
             window.append(unit)

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 
 from rag.core.errors import FailedPrecondition
 
+# What a caller may attach to a document (issue 12): the title is copied into every search
+# hit, cache entry and prompt, so it is bounded like the metadata.
+MAX_TITLE_CHARS = 512
+MAX_METADATA_KEYS = 32
+MAX_METADATA_KEY_CHARS = 64
+MAX_METADATA_VALUE_CHARS = 1024
+
 
 class DocumentStatus(enum.StrEnum):
     RECEIVED = "received"

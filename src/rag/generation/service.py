@@ -23,6 +23,7 @@ from rag.retrieval.service import Caller, RetrievalService
 # all-MiniLM-L6-v2 cosine similarity below which a chunk is taken as unrelated to the question.
 MIN_SIMILARITY = 0.25
 MAX_TOKENS_LIMIT = 1024
+MAX_TEMPERATURE = 2.0
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class GenerationRequest:
         if not 1 <= tokens <= MAX_TOKENS_LIMIT:
             raise InvalidInput(f"must be between 1 and {MAX_TOKENS_LIMIT}, got {tokens}", field="max_tokens")
         temp = temperature or 0.0
-        if not 0.0 <= temp <= 2.0:
-            raise InvalidInput(f"must be between 0 and 2, got {temp}", field="temperature")
+        if not 0.0 <= temp <= MAX_TEMPERATURE:
+            raise InvalidInput(f"must be between 0 and {MAX_TEMPERATURE:g}, got {temp}", field="temperature")
         return cls(search.query, search.top_k, tokens, temp, search)
 
 

@@ -1,9 +1,11 @@
 """Take received documents through parse -> chunk -> embed -> index, or quarantine them.
 
-A parse failure is permanent: the document is quarantined with the parser's reason. A failure of
-a dependency (Triton, object storage) is transient: the document goes back to ``received`` for
-the next run, and after ``max_attempts`` it is quarantined with the last error. One document's
-failure never stops the others.
+Parsing and chunking go through the ``parser`` port: in the DAGs, worker processes under memory,
+CPU, time and output limits (:class:`~rag.parsing.isolation.ParserPool`). A parse failure, a
+broken limit included, is permanent: the document is quarantined with the parser's reason. A
+failure of a dependency (Triton, object storage) is transient: the document goes back to
+``received`` for the next run, and after ``max_attempts`` it is quarantined with the last error.
+One document's failure never stops the others.
 
 ``process`` runs one document; ``process_many`` runs a batch with the same outcomes, but embeds
 the chunks of many documents together (full Triton batches instead of one short request per
@@ -20,15 +22,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
-import psycopg
 from numpy.typing import NDArray
 
 from rag.adapters.objectstore import BlobStore
-from rag.adapters.postgres.documents import DocumentRepository
-from rag.core.chunking import ChunkingOptions, TokenCounter, chunk_document
+from rag.adapters.postgres.documents import MAX_ATTEMPTS, DocumentRepository
+from rag.core.chunking import ChunkingOptions
 from rag.core.documents import Chunk, DocumentStatus
-from rag.core.errors import RagError, UnprocessableDocument
-from rag.parsing import ParseLimits, parse
+from rag.core.errors import InvalidInput, RagError
+from rag.parsing.extraction import DocumentParser
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Outcome:
     chunks: int = 0
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_bytes: int | None = None  # of the parser worker, on this document
 
 
 @dataclass
@@ -56,6 +58,7 @@ class _Prepared:
     attempt: int
     chunks: list[Chunk]
     seconds: dict[str, float]
+    peak_rss_bytes: int | None = None
 
 
 @dataclass
@@ -64,11 +67,10 @@ class Pipeline:
     blobs: BlobStore
     bucket: str
     embed: Embed
-    count_tokens: TokenCounter
+    parser: DocumentParser
     model_version: str
     chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
-    limits: ParseLimits = field(default_factory=ParseLimits)
-    max_attempts: int = 3
+    max_attempts: int = MAX_ATTEMPTS
     deadline_s: float = 15 * 60.0
 
     def process(self, document_id: uuid.UUID) -> Outcome:
@@ -134,7 +136,10 @@ class Pipeline:
         doc = self.documents.get(document_id)
         if doc.status is not DocumentStatus.RECEIVED:
             return Outcome(document_id, doc.status, reason="not waiting for ingestion")
-        attempt = self.documents.claim(document_id, deadline_s=self.deadline_s)
+        claim = self.documents.claim(document_id, deadline_s=self.deadline_s, max_attempts=self.max_attempts)
+        if claim.quarantined is not None:  # claimed max_attempts times already: its workers died
+            return Outcome(document_id, DocumentStatus.QUARANTINED, reason=claim.quarantined)
+        attempt = claim.attempt
         if attempt is None:  # another worker claimed it first (two runs were handed it)
             return Outcome(document_id, DocumentStatus.RECEIVED, reason="being processed by another worker")
         timings: dict[str, float] = {}
@@ -144,18 +149,19 @@ class Pipeline:
             data = self.blobs.get(self.bucket, doc.blob_key)
             timings["fetch"] = time.perf_counter() - began
             began = time.perf_counter()
-            parsed = parse(data, filename=doc.source_uri.rsplit("/", 1)[-1], limits=self.limits)
-            self.documents.advance(document_id, DocumentStatus.PARSED, title=parsed.title)
-            timings["parse"] = time.perf_counter() - began
-            began = time.perf_counter()
-            chunks = chunk_document(parsed, self.count_tokens, self.chunking)
-            if not chunks:
-                raise UnprocessableDocument("document has no text to index")
+            extracted = self.parser.extract(
+                data,
+                filename=doc.source_uri.rsplit("/", 1)[-1],
+                chunking=self.chunking,
+                label=str(document_id),
+            )
+            timings["chunk"] = extracted.seconds.get("chunk", 0.0)
+            timings["parse"] = time.perf_counter() - began - timings["chunk"]
+            self.documents.advance(document_id, DocumentStatus.PARSED, title=extracted.title)
             self.documents.advance(document_id, DocumentStatus.CHUNKED)
-            timings["chunk"] = time.perf_counter() - began
         except Exception as exc:
             return self._failed(document_id, attempt, exc, timings)
-        return _Prepared(document_id, attempt, list(chunks), timings)
+        return _Prepared(document_id, attempt, list(extracted.chunks), timings, extracted.peak_rss_bytes)
 
     def _finish_group(
         self, group: list[_Prepared], vectors: Future[NDArray[np.float32]], submitted: float
@@ -188,16 +194,22 @@ class Pipeline:
             timings["write"] = time.perf_counter() - began
         except Exception as exc:
             return self._failed(document_id, prepared.attempt, exc, timings)
-        return Outcome(document_id, DocumentStatus.INDEXED, chunks=len(prepared.chunks), seconds=timings)
+        return Outcome(
+            document_id,
+            DocumentStatus.INDEXED,
+            chunks=len(prepared.chunks),
+            seconds=timings,
+            peak_rss_bytes=prepared.peak_rss_bytes,
+        )
 
     def _failed(
         self, document_id: uuid.UUID, attempt: int, exc: Exception, timings: dict[str, float]
     ) -> Outcome:
         """A permanent error quarantines; a transient one retries until ``max_attempts``."""
-        if isinstance(exc, UnprocessableDocument):
+        if isinstance(exc, InvalidInput):  # unreadable, or content the database refuses: permanent
             self.documents.quarantine(document_id, str(exc))
             return Outcome(document_id, DocumentStatus.QUARANTINED, reason=str(exc), seconds=timings)
-        if isinstance(exc, RagError | psycopg.OperationalError):  # transient: retry later
+        if isinstance(exc, RagError):  # transient (Unavailable, DeadlineExceeded, ...): retry later
             if attempt >= self.max_attempts:
                 reason = f"gave up after {attempt} attempts: {exc}"
                 self.documents.quarantine(document_id, reason)

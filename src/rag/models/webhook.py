@@ -4,7 +4,8 @@ MLflow 3 delivers ``model_version_alias.created`` events as a JSON POST signed w
 webhook's secret (here ``SECRET_KEY``) the Standard Webhooks way: the header
 ``X-MLflow-Signature: v1,<base64 HMAC-SHA256>`` over ``"<delivery id>.<timestamp>.<body>"``,
 with ``X-MLflow-Delivery-Id`` and ``X-MLflow-Timestamp``. A missing or wrong signature, or a
-timestamp more than five minutes away (a replay), is answered 401 and nothing happens.
+timestamp more than five minutes away (a replay), is answered 401 and nothing happens. A body
+over ``MAX_BODY_BYTES`` is answered 413 without being read further, chunked or not.
 
 A verified event for one of RAG System's registered models is answered 202 at once and
 promoted by one worker thread, in arrival order: MLflow gives a delivery ~30 s, loading a
@@ -154,10 +155,10 @@ def create_app(secret: str, worker: PromotionWorker) -> Starlette:
     from starlette.routing import Route
 
     async def receive(request: Request) -> Response:
-        declared = int(request.headers.get("content-length") or 0)
-        body = await request.body() if declared <= MAX_BODY_BYTES else b""
-        if declared > MAX_BODY_BYTES or len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": f"body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        try:
+            body = await _capped_body(request, MAX_BODY_BYTES)
+        except _BodyRefused as refused:
+            return JSONResponse({"error": refused.message}, status_code=refused.status)
         try:
             delivery_id = verify(secret, request.headers, body)
         except Unauthenticated as exc:
@@ -194,6 +195,30 @@ def create_app(secret: str, worker: PromotionWorker) -> Starlette:
     )
     app.add_middleware(SecurityHeaders)
     return app
+
+
+class _BodyRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def _capped_body(request: Request, limit: int) -> bytes:
+    """The request body, read no further than ``limit`` bytes whatever the framing: a declared
+    ``Content-Length`` over the limit is refused unread, a chunked body is counted as it
+    arrives and refused at the first byte past the limit (413)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise _BodyRefused(400, "Content-Length must be a number of bytes")
+        if int(declared) > limit:
+            raise _BodyRefused(413, f"body over {limit} bytes")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise _BodyRefused(413, f"body over {limit} bytes")
+    return bytes(body)
 
 
 def _event(event: Any) -> tuple[str, str]:

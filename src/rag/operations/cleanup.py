@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from rag.adapters.objectstore import BlobStore
+from rag.adapters.postgres.documents import DocumentRepository
+from rag.core.documents import DocumentStatus
 from rag.core.errors import InvalidInput
 from rag.settings import Settings
 
@@ -21,7 +24,8 @@ def cleanup_older_than(
 
     Whole monthly partitions that end before the cutoff are dropped (cheap, no bloat); rows in
     the partition that straddles the cutoff and in the default partition are deleted. A
-    quarantined document's blob goes too unless another document of its tenant shares it.
+    quarantined document's blob goes too unless another document of its tenant shares it, and so
+    do uploads a crash cut off (staged in object storage) before the cutoff.
     """
     if days < 1:
         raise InvalidInput("must be at least 1", field="days_old")
@@ -50,24 +54,23 @@ def cleanup_older_than(
             "DELETE FROM query_history WHERE created_at < now() - make_interval(days => %s)", (days,)
         )
         removed["query_history_rows"] += deleted.rowcount
-        gone = conn.execute(
-            """
-            DELETE FROM documents
-            WHERE status = 'quarantined' AND updated_at < now() - make_interval(days => %s)
-            RETURNING tenant, blob_key
-            """,
+        old = conn.execute(
+            "SELECT id FROM documents"
+            " WHERE status = 'quarantined' AND updated_at < now() - make_interval(days => %s)",
             (days,),
         ).fetchall()
-        removed["quarantined_documents"] = len(gone)
-        for tenant, blob_key in gone:
-            if not blob_key:
-                continue
-            shared = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM documents WHERE tenant = %s AND blob_key = %s)",
-                (tenant, blob_key),
-            ).fetchone()
-            if not (shared and shared[0]):
-                blobs.delete(settings.S3_BUCKET_DOCUMENTS, blob_key)
-                removed["blobs"] += 1
+
+    def drop_blob(key: str) -> None:
+        blobs.delete(settings.S3_BUCKET_DOCUMENTS, key)
+        removed["blobs"] += 1
+
+    # Under the blobs' locks, like DeleteDocument: an upload of the same bytes keeps its blob.
+    gone = DocumentRepository(pool).delete(
+        [doc_id for (doc_id,) in old], status=DocumentStatus.QUARANTINED, drop_blob=drop_blob
+    )
+    removed["quarantined_documents"] = len(gone)
+    # Uploads cut off by a crashed API process (each live upload removes its own staging).
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    removed["staged_uploads"] = blobs.discard_staged_before(settings.S3_BUCKET_DOCUMENTS, cutoff)
     log.info("cleanup older than %d days: %s", days, removed)
     return removed

@@ -1,10 +1,11 @@
 """Restore a catalogued database dump, check it against the catalogue, and the restore drill.
 
-A restore streams the object from S3 through gunzip into ``psql --single-transaction``: it
-lands whole or not at all, and a dump whose sha256 differs from the catalogue's is killed before
-its COMMIT. The restored database is then checked table by table (row counts and primary-key
-checksums taken in the dump's own snapshot) from the RAG role, which also proves the restored
-objects belong to it.
+A restore first downloads the object into a private temporary file, counting and hashing it:
+a dump whose size or sha256 differs from the catalogue's is refused before psql sees a byte of
+it (a plain dump is a psql script, and ``\\!`` runs shell commands). Only the checked file is then
+fed through gunzip into ``psql --single-transaction``: it lands whole or not at all. The
+restored database is checked table by table (row counts and primary-key checksums taken in the
+dump's own snapshot) from the RAG role, which also proves the restored objects belong to it.
 
 Creating a database and the extensions a dump needs (``vector`` is not a trusted extension)
 takes a privileged role, so the restore runs with an *admin* connection: a superuser, or a role
@@ -12,7 +13,9 @@ that may create databases and the extensions. The restored objects keep their ow
 role), as written in the dump. The live database is never restored in place: the dump goes into
 a staging database, which is checked and migrated, and only then swapped in by renaming (the
 previous database is kept, renamed, for a rollback). Without the explicit confirmation, the
-live database is refused.
+live database is refused. A database that is kept gets a fresh cache epoch
+(:mod:`rag.adapters.postgres.cache_epoch`) before it goes live, so no cache level of any API
+process serves a result cached before the restore.
 """
 
 from __future__ import annotations
@@ -20,21 +23,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shutil
 import subprocess
 import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import psycopg
-from psycopg import errors as pg_errors
 from psycopg import sql
 
 from rag.adapters.objectstore import BlobStore
-from rag.adapters.postgres import tools
+from rag.adapters.postgres import cache_epoch, databases, tools
 from rag.adapters.postgres.backups import (
     DATABASE,
     BackupCatalogue,
@@ -52,10 +56,7 @@ log = logging.getLogger(__name__)
 SCRATCH_DATABASE = "rag_restore_drill"
 DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED = frozenset({"postgres", "template0", "template1"})
-ADMIN_HINT = (
-    "restoring needs a PostgreSQL role that may create databases and the vector extension "
-    "(a superuser): configure the admin connection"
-)
+ADMIN_HINT = databases.ADMIN_HINT
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Restorer:
         *,
         admin_dsn: str | None = None,
         maintenance_work_mem: str = "1GB",
+        work_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.blobs = blobs
@@ -157,13 +159,12 @@ class Restorer:
         self.admin_dsn = admin_dsn or tools.with_database(settings.DATABASE_URL, "postgres")
         self.owner = tools.role_name(settings.DATABASE_URL)
         self.maintenance_work_mem = maintenance_work_mem
+        # Where the dump is checked before it is restored (default: the system's temporary folder).
+        self.work_dir = work_dir
 
     # -- databases -----------------------------------------------------------------------------
     def _admin(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(self.admin_dsn, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise FailedPrecondition(f"cannot connect with the admin connection: {exc}".strip()) from None
+        return databases.admin_connect(self.admin_dsn)
 
     def app_dsn(self, database: str) -> str:
         return tools.with_database(self.settings.DATABASE_URL, database)
@@ -171,31 +172,62 @@ class Restorer:
     def recreate(self, name: str) -> None:
         """An empty ``name`` owned by the RAG role; an existing one must already be the RAG role's."""
         with self._admin() as conn:
-            row = conn.execute(
-                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
-            if row is not None and row[0] != self.owner:
-                raise FailedPrecondition(
-                    f"database {name!r} exists and belongs to {row[0]!r}, not to the RAG role "
-                    f"{self.owner!r}: refusing to replace it"
-                )
-            try:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE template0").format(
-                        sql.Identifier(name), sql.Identifier(self.owner)
-                    )
-                )
-            except pg_errors.InsufficientPrivilege as exc:
-                raise FailedPrecondition(f"{ADMIN_HINT} ({exc})".strip()) from None
+            databases.recreate(conn, name, self.owner)
 
     def drop(self, name: str) -> None:
         with self._admin() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            databases.drop(conn, name)
 
     # -- the restore ---------------------------------------------------------------------------
+    def fetch_checked(self, backup: BackupRecord, into: IO[bytes]) -> None:
+        """Download the dump into ``into``, counting and hashing it; refuse it unless its size
+        and sha256 are the catalogue's. Nothing of it reaches psql before this returns."""
+        key = backup.object_key
+        if not backup.sha256 or backup.size_bytes is None:
+            raise FailedPrecondition(
+                f"backup {key} has no recorded sha256 and size, so it cannot be checked; "
+                "restore a backup catalogued by backup_database"
+            )
+        free = shutil.disk_usage(self.work_dir or tempfile.gettempdir()).free
+        if free < backup.size_bytes:
+            raise FailedPrecondition(
+                f"backup {key} needs {backup.size_bytes} bytes of temporary space to be checked, "
+                f"{free} are free in {self.work_dir or tempfile.gettempdir()}: free some, or set TMPDIR"
+            )
+        digest, size = hashlib.sha256(), 0
+        body = self.blobs.open_stream(backup.bucket, key)
+        try:
+            while chunk := body.read(1 << 20):
+                size += len(chunk)
+                if size > backup.size_bytes:
+                    break
+                digest.update(chunk)
+                into.write(chunk)
+        finally:
+            body.close()
+        if size != backup.size_bytes:
+            found = "more than" if size > backup.size_bytes else f"{size} bytes, not"
+            raise FailedPrecondition(
+                f"backup {key} is {found} the {backup.size_bytes} bytes the catalogue says: "
+                "the object is corrupt or was replaced; nothing was restored"
+            )
+        if digest.hexdigest() != backup.sha256:
+            raise FailedPrecondition(
+                f"backup {key} has sha256 {digest.hexdigest()}, the catalogue says {backup.sha256}: "
+                "the object is corrupt or was replaced; nothing was restored"
+            )
+        into.flush()
+
     def load(self, backup: BackupRecord, database: str) -> None:
-        """Stream the dump into ``database`` in one transaction; a wrong sha256 never commits."""
+        """Check the dump (:meth:`fetch_checked`), then restore that very copy into ``database``
+        in one transaction."""
+        # An unnamed file (mode 0600, unlinked): nobody can swap it between check and restore.
+        with tempfile.TemporaryFile(dir=self.work_dir, prefix="rag-restore-") as dump:
+            self.fetch_checked(backup, dump)
+            dump.seek(0)
+            self._psql(backup, database, dump)
+
+    def _psql(self, backup: BackupRecord, database: str, dump: IO[bytes]) -> None:
         with self._admin() as conn:
             major = tools.server_major(conn)
         psql = tools.find_tool("psql", min_major=major)
@@ -211,7 +243,6 @@ class Restorer:
             "--single-transaction",
             f"--dbname={conninfo}",
         ]
-        digest = hashlib.sha256()
         inflate = zlib.decompressobj(wbits=31)  # gzip
         with (
             tempfile.TemporaryFile() as stderr,
@@ -220,26 +251,16 @@ class Restorer:
             ) as proc,
         ):
             assert proc.stdin is not None
-            body = self.blobs.open_stream(backup.bucket, backup.object_key)
             try:
-                while chunk := body.read(1 << 20):
-                    digest.update(chunk)
+                while chunk := dump.read(1 << 20):
                     proc.stdin.write(inflate.decompress(chunk))
                 proc.stdin.write(inflate.flush())
-                if backup.sha256 and digest.hexdigest() != backup.sha256:
-                    proc.kill()  # before psql sees the end of its input, so it never commits
-                    raise FailedPrecondition(
-                        f"backup {backup.object_key} has sha256 {digest.hexdigest()}, the catalogue "
-                        f"says {backup.sha256}: the object is corrupt or was replaced; nothing was restored"
-                    )
                 proc.stdin.close()
             except BrokenPipeError:
                 pass  # psql stopped at an error; its exit status and stderr say which
             except BaseException:
                 proc.kill()
                 raise
-            finally:
-                body.close()
             code = proc.wait()
             if code != 0:
                 stderr.seek(0)
@@ -360,37 +381,10 @@ class Restorer:
     def swap_into_live(self, staging: str, live: str) -> str:
         """Rename ``live`` aside and ``staging`` into its place; returns the previous database's name."""
         previous = f"{live}_before_restore_{datetime.now(UTC):%Y%m%d_%H%M%S}"[:63]
-        live_id, staging_id, previous_id = (sql.Identifier(n) for n in (live, staging, previous))
         with self._admin() as conn:
-            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(live_id))
-            try:
-                for attempt in range(10):
-                    conn.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
-                        ([live, staging],),
-                    )
-                    try:
-                        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(live_id, previous_id))
-                        break
-                    except pg_errors.ObjectInUse:
-                        if attempt == 9:
-                            raise
-                        time.sleep(0.5)
-                try:
-                    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(staging_id, live_id))
-                except psycopg.Error:
-                    conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(previous_id, live_id))
-                    raise
-            finally:
-                current = previous_id if self._exists(conn, previous) else live_id
-                conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(current))
+            databases.swap(conn, staging=staging, live=live, previous=previous)
         log.warning("live database %s replaced; the previous one is kept as %s", live, previous)
         return previous
-
-    @staticmethod
-    def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
     def run(self, plan: RestorePlan, *, samples: int = 3) -> RestoreReport:
         """Restore ``plan.backup`` into ``plan.target`` and check it; a drill drops it afterwards."""
@@ -420,8 +414,12 @@ class Restorer:
                 began = time.monotonic()
                 self._upgrade(database)
                 self._carry_catalogue(plan.live, database)
+                # Before it goes live: the old epoch would find what was cached before.
+                cache_epoch.renew(self.app_dsn(database))
                 report.previous_database = self.swap_into_live(database, plan.live)
                 timed("swap", began)
+            elif not plan.drill:
+                cache_epoch.renew(self.app_dsn(database))  # in case it is ever made live
         except BaseException:
             if plan.drill or plan.overwrites_live:
                 try:

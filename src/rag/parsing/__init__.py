@@ -3,13 +3,16 @@
 ``parse(data)`` sniffs the type from the bytes (never the file name), extracts text with
 page numbers (PDF) and heading paths (Markdown, HTML, DOCX), and raises
 :class:`~rag.core.errors.UnprocessableDocument` with a quarantine reason for anything it cannot
-read: empty files, binary junk, damaged PDFs, archives that expand too far.
+read: empty files, binary junk, damaged PDFs, archives that expand too far, output past
+:class:`ParseLimits`. Parsing untrusted bytes belongs in a worker process
+(:mod:`rag.parsing.isolation`); the API only calls :func:`sniff_prefix` on an upload's first bytes.
 """
 
 from __future__ import annotations
 
 from rag.core.documents import ParsedDocument
-from rag.parsing.sniff import Kind, ParseLimits, sniff
+from rag.parsing.limits import ParseLimits
+from rag.parsing.sniff import SNIFF_PREFIX_BYTES, Kind, sniff, sniff_prefix
 
 
 def parse(data: bytes, *, filename: str = "", limits: ParseLimits | None = None) -> ParsedDocument:
@@ -27,14 +30,14 @@ def parse(data: bytes, *, filename: str = "", limits: ParseLimits | None = None)
     if kind is Kind.HTML:
         from rag.parsing.html import parse_html
 
-        return parse_html(text, filename=filename)
+        return parse_html(text, filename=filename, limits=limits)
     if kind is Kind.MARKDOWN:
         from rag.parsing.markdown import parse_markdown
 
-        return parse_markdown(text, filename=filename)
+        return parse_markdown(text, filename=filename, limits=limits)
     from rag.parsing.text import parse_text
 
-    return parse_text(text, filename=filename)
+    return parse_text(text, filename=filename, limits=limits)
 
 
-__all__ = ["Kind", "ParseLimits", "parse", "sniff"]
+__all__ = ["SNIFF_PREFIX_BYTES", "Kind", "ParseLimits", "parse", "sniff", "sniff_prefix"]

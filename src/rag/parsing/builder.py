@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from rag.core.documents import Block, ParsedDocument
+from rag.core.documents import MAX_TITLE_CHARS, Block, ParsedDocument
+from rag.core.errors import UnprocessableDocument
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0]+")
 
@@ -17,8 +18,11 @@ def clean(text: str) -> str:
 
 
 class DocumentBuilder:
-    def __init__(self, mime_type: str) -> None:
+    """Blocks in document order; past ``max_chars`` of text, :class:`UnprocessableDocument`."""
+
+    def __init__(self, mime_type: str, *, max_chars: int | None = None) -> None:
         self.mime_type = mime_type
+        self.max_chars = max_chars
         self.parts: list[str] = []
         self.blocks: list[Block] = []
         self.length = 0
@@ -30,6 +34,10 @@ class DocumentBuilder:
         return " > ".join(text for _, text in self.headings) or None
 
     def _append(self, text: str) -> int:
+        if self.max_chars is not None and self.length + 2 + len(text) > self.max_chars:
+            raise UnprocessableDocument(
+                f"document has more than {self.max_chars} characters of text (PARSE_MAX_CHARS)"
+            )
         if self.parts:
             self.parts.append("\n\n")
             self.length += 2
@@ -60,5 +68,5 @@ class DocumentBuilder:
         first_line = next((b.text.split("\n", 1)[0] for b in self.blocks), "")
         best = (title or "").strip() or self.title or first_line[:200] or filename or "untitled"
         return ParsedDocument(
-            title=best[:500], text=text, blocks=tuple(self.blocks), mime_type=self.mime_type
+            title=best[:MAX_TITLE_CHARS], text=text, blocks=tuple(self.blocks), mime_type=self.mime_type
         )

@@ -6,12 +6,14 @@ from markdown_it import MarkdownIt
 
 from rag.core.documents import ParsedDocument
 from rag.parsing.builder import DocumentBuilder
+from rag.parsing.limits import ParseLimits
 from rag.parsing.sniff import Kind
 
 
-def parse_markdown(text: str, *, filename: str = "") -> ParsedDocument:
+def parse_markdown(text: str, *, filename: str = "", limits: ParseLimits | None = None) -> ParsedDocument:
+    limits = limits or ParseLimits()
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
-    builder = DocumentBuilder(Kind.MARKDOWN.value)
+    builder = DocumentBuilder(Kind.MARKDOWN.value, max_chars=limits.max_chars)
     heading_level: int | None = None
     row: list[str] | None = None
     for token in tokens:

@@ -6,13 +6,15 @@ import re
 
 from rag.core.documents import ParsedDocument
 from rag.parsing.builder import DocumentBuilder
+from rag.parsing.limits import ParseLimits
 from rag.parsing.sniff import Kind
 
 _BLANK = re.compile(r"\n\s*\n")
 
 
-def parse_text(text: str, *, filename: str = "") -> ParsedDocument:
-    builder = DocumentBuilder(Kind.TEXT.value)
+def parse_text(text: str, *, filename: str = "", limits: ParseLimits | None = None) -> ParsedDocument:
+    limits = limits or ParseLimits()
+    builder = DocumentBuilder(Kind.TEXT.value, max_chars=limits.max_chars)
     for paragraph in _BLANK.split(text.replace("\r\n", "\n")):
         builder.paragraph(paragraph)
     return builder.build(title=None, filename=filename)

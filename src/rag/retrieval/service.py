@@ -3,7 +3,8 @@
 Dense and full-text retrieval run concurrently (the BM25 query does not wait for the query
 embedding), are fused by reciprocal rank fusion, optionally reranked by the Triton
 cross-encoder, and cached at three levels under keys that carry the tenant, the tenant's
-document generation and the embedding model version, so a change never serves stale results.
+document generation, the embedding model version and the cache epoch (renewed by a restore), so
+a change never serves stale results.
 """
 
 from __future__ import annotations
@@ -61,21 +62,21 @@ class RetrievalService:
         self.versions = versions or SearchVersions(pool)
         self.history = history or QueryHistory(pool)
 
-    async def _versions(self, tenant: str) -> tuple[str, int]:
-        model_version, generation = await self.versions.current(tenant)
+    async def _versions(self, tenant: str) -> tuple[str, int, str]:
+        model_version, generation, epoch = await self.versions.current(tenant)
         if model_version is None:
             raise FailedPrecondition("the search index is empty: ingest documents first")
-        return model_version, generation
+        return model_version, generation, epoch
 
     async def search(
         self, caller: Caller, request: SearchRequest, *, timeout: float | None = None
     ) -> SearchResult:
         began = time.perf_counter()
-        model_version, generation = await self._versions(caller.tenant)
-        key = cache_key("search", [caller.tenant, generation, model_version, asdict(request)])
+        model_version, generation, epoch = await self._versions(caller.tenant)
+        key = cache_key("search", [caller.tenant, generation, model_version, asdict(request)], epoch=epoch)
         # The query's embedding is cached on its own (the same text with other filters or
         # top_k reuses it); both keys are looked up in one round trip.
-        vector_key = cache_key("embedding", [caller.tenant, model_version, request.query])
+        vector_key = cache_key("embedding", [caller.tenant, model_version, request.query], epoch=epoch)
         cached, cached_vector = await self.cache.get_many([key, vector_key])
         if cached is not None:
             hits = tuple(SearchHit(**hit) for hit in json.loads(cached))

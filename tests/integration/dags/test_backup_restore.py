@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
 import hashlib
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
 
+from rag.adapters.cache import TieredCache
 from rag.adapters.objectstore import BlobStore
 from rag.adapters.postgres import tools
-from rag.adapters.postgres.backups import BackupCatalogue
+from rag.adapters.postgres.backups import BackupCatalogue, BackupRecord
 from rag.adapters.postgres.pool import create_pool
-from rag.core.errors import FailedPrecondition, InvalidInput
+from rag.adapters.postgres.search_versions import SearchVersions
+from rag.adapters.triton import TritonClient, TritonOptions
+from rag.core.errors import FailedPrecondition, InvalidInput, Unavailable
+from rag.core.search import SearchMode, SearchRequest, SearchResult
 from rag.operations.restore import Restorer, plan_restore
+from rag.retrieval.service import Caller, RetrievalService
 from rag.settings import Settings
 from rag.stack.components.airflow import Airflow
 from rag.stack.components.postgres import Postgres
@@ -175,10 +186,71 @@ def test_restore_refuses_the_live_database_without_confirmation(
         pool.close()
 
 
-def test_confirmed_restore_over_live_swaps_databases_and_keeps_the_previous(
-    backup: dict[str, Any], admin_connection: str, settings: Settings, blobs: BlobStore
+@pytest.mark.parametrize(
+    ("lie", "refusal"), [("size", "bytes the catalogue says"), ("sha256", "has sha256 .* the catalogue says")]
+)
+def test_a_tampered_dump_is_refused_before_psql_runs_any_of_it(
+    lie: str, refusal: str, admin_connection: str, settings: Settings, blobs: BlobStore, tmp_path: Path
 ) -> None:
-    """Over a stand-in for the live database (a copy), not the session's own."""
+    """A plain dump is a psql script: a replaced object must not run a line of it (here a
+    ``\\!`` shell command) before its size and sha256 are found wrong."""
+    marker = tmp_path / "psql-ran-the-dump"
+    genuine = gzip.compress(b"SELECT 1;\n")
+    # The shell command first, then more than a pipe holds: psql has run it by the time a
+    # restore that streams could have written the rest (and only then compared the sha256).
+    filler = ("-- filler " * 100 + "\n") * 4000  # 4 MB of comments, a few KB compressed
+    tampered = gzip.compress(f"\\! touch {marker}\n{filler}SELECT 1;\n".encode())
+    bucket, key = settings.S3_BUCKET_BACKUPS, f"tampered_{uuid.uuid4().hex[:8]}.sql.gz"
+    blobs.put(bucket, key, tampered)
+    now = datetime.now(UTC)
+    record = BackupRecord(
+        id=0,
+        kind="database",
+        bucket=bucket,
+        object_key=key,
+        # The catalogue's size is the tampered object's when only the sha256 tells them apart.
+        size_bytes=len(genuine) if lie == "size" else len(tampered),
+        sha256=hashlib.sha256(genuine).hexdigest(),
+        status="succeeded",
+        row_counts={},
+        checksums={},
+        details={},
+        error_reason=None,
+        started_at=now,
+        finished_at=now,
+    )
+    restorer = Restorer(settings, blobs, admin_dsn=admin_connection)
+    scratch = f"rag_tampered_{uuid.uuid4().hex[:8]}"
+    restorer.recreate(scratch)
+    try:
+        with pytest.raises((FailedPrecondition, OSError)) as refused:
+            restorer.load(record, scratch)
+        assert not marker.exists()  # psql never ran a line of it
+        assert refused.type is FailedPrecondition
+        assert re.search(rf"{refusal}.*corrupt or was replaced; nothing was restored", str(refused.value))
+        # The same object, catalogued as it is, does run: the marker proves psql would have.
+        honest = BackupRecord(
+            **{**record.__dict__, "size_bytes": len(tampered), "sha256": hashlib.sha256(tampered).hexdigest()}
+        )
+        restorer.load(honest, scratch)
+        assert marker.exists()
+    finally:
+        restorer.drop(scratch)
+        blobs.delete(bucket, key)
+
+
+def test_confirmed_restore_over_live_swaps_databases_keeps_the_previous_and_empties_the_caches(
+    backup: dict[str, Any],
+    admin_connection: str,
+    settings: Settings,
+    blobs: BlobStore,
+    topics_tenant: tuple[str, dict[str, str]],
+    tmp_path: Path,
+) -> None:
+    """Over a stand-in for the live database (a copy), not the session's own. A search cached
+    (in memory, Redis and on disk) while the copy is damaged is served by none of the three
+    levels once the restore has repaired it: tenant generation and index version are the same
+    as before, only the cache epoch the restore renews tells the results apart."""
     record = backup["record"]
     name = f"rag_live_{uuid.uuid4().hex[:8]}"
     live_settings = settings.model_copy(
@@ -208,6 +280,8 @@ def test_confirmed_restore_over_live_swaps_databases_and_keeps_the_previous(
                 "INSERT INTO backups (kind, bucket, object_key, status) VALUES ('database', 'x', 'later', 'succeeded')"
             )
             conn.execute("DELETE FROM chunks")  # the damage the restore repairs
+            # The copy is the database the dump was taken from: same cache epoch as the dump.
+            conn.execute("UPDATE cache_epoch SET epoch = %s", (_epoch_in_dump(blobs, record),))
         live_pool = create_pool(live_settings, min_size=1)
         try:
             plan = plan_restore(
@@ -219,7 +293,14 @@ def test_confirmed_restore_over_live_swaps_databases_and_keeps_the_previous(
             )
         finally:
             live_pool.close()
-        report = Restorer(live_settings, blobs, admin_dsn=admin_connection).run(plan)
+        restore = Restorer(live_settings, blobs, admin_dsn=admin_connection)
+        report, before, after = asyncio.run(
+            _cached_across(restore, plan, live_settings, topics_tenant[0], tmp_path)
+        )
+        # The damage (no chunks) is cached in memory, in Redis and on disk.
+        assert [(r.hits, r.cache_hit) for r in before] == [((), False), ((), True), ((), True), ((), True)]
+        for level, result in after.items():
+            assert result.hits and result.hits[0].document_title == "Vitamin D and bone health", level
         assert report.previous_database and report.previous_database.startswith(f"{name}_before_restore_")
         with psycopg.connect(live_settings.DATABASE_URL) as conn:
             assert conn.execute("SELECT count(*) FROM chunks").fetchone() == (record.row_counts["chunks"],)
@@ -233,3 +314,68 @@ def test_confirmed_restore_over_live_swaps_databases_and_keeps_the_previous(
                 "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{name}%",)
             ):
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db_name)))
+
+
+def _epoch_in_dump(blobs: BlobStore, record: BackupRecord) -> str:
+    dump = gzip.decompress(blobs.get(record.bucket, record.object_key)).decode()
+    rows = dump.split("COPY public.cache_epoch (singleton, epoch, changed_at) FROM stdin;\n", 1)[1]
+    return rows.split("\t")[1]
+
+
+async def _cached_across(
+    restore: Restorer, plan: Any, live: Settings, tenant: str, tmp_path: Path
+) -> tuple[Any, list[SearchResult], dict[str, SearchResult]]:
+    """Search the damaged copy (cached in every level), restore it, search again per level."""
+    request = SearchRequest.validated(query="vitamin D rickets", top_k=3, mode=SearchMode.FULLTEXT)
+    disk = tmp_path / "query-cache"
+    pool = create_pool(live, min_size=1, name="restore-cache-test", autocommit=True)
+    caches = {
+        "l1": TieredCache(redis_url=live.REDIS_URL, disk_dir=disk),
+        "l2": TieredCache(redis_url=live.REDIS_URL, disk_dir=tmp_path / "empty"),
+        "l3": TieredCache(redis_url=None, disk_dir=disk),
+    }
+    listening = SearchVersions(pool, conninfo=live.DATABASE_URL)
+    await listening.start()
+    try:
+        async with TritonClient(TritonOptions(live.TRITON_GRPC_URL)) as triton:
+
+            def service(
+                level: str, versions: SearchVersions | None = None, on: ConnectionPool = pool
+            ) -> RetrievalService:
+                return RetrievalService(pool=on, triton=triton, cache=caches[level], versions=versions)
+
+            async def until_cached(level: str) -> SearchResult:
+                for _ in range(250):  # the lower levels are written in the background
+                    result = await service(level).search(Caller(tenant), request)
+                    if result.cache_hit:
+                        return result
+                    await asyncio.sleep(0.02)
+                return result
+
+            live_service = service("l1", listening)
+            before = [await live_service.search(Caller(tenant), request) for _ in range(2)]
+            before += [await until_cached("l3"), await until_cached("l2")]
+            report = await asyncio.to_thread(restore.run, plan)
+            # Other processes (the first pool's connections went with the old database).
+            fresh = create_pool(live, min_size=1, name="restore-cache-test-after", autocommit=True)
+            try:
+                after = {
+                    "l3": await service("l3", on=fresh).search(Caller(tenant), request),
+                    "l2": await service("l2", on=fresh).search(Caller(tenant), request),
+                }
+            finally:
+                fresh.close()
+            # The API process that cached it: its listener lost the swapped-out database and
+            # reads the new epoch (a pooled connection may still be the old one's, once).
+            for _ in range(250):
+                with contextlib.suppress(Unavailable):
+                    after["l1"] = await live_service.search(Caller(tenant), request)
+                    if after["l1"].hits:
+                        break
+                await asyncio.sleep(0.02)
+            return report, before, after
+    finally:
+        await listening.close()
+        for cache in caches.values():
+            await cache.close()
+        pool.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fixtures.airflow import load_dag
+from tests.fixtures.airflow import ROOT, load_dag
 from tests.fixtures.corpus import POISON, mixed_corpus
 
 pytestmark = pytest.mark.integration
@@ -39,8 +39,9 @@ def _chunk_ids(db: psycopg.Connection, tenant: str) -> dict[str, list[int]]:
 
 
 def test_mixed_corpus_rerun_edit_and_delete(
-    dag_env: dict[str, str], tmp_path: Path, db: psycopg.Connection
+    dag_env: dict[str, str], tmp_path: Path, db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("INGEST_ALLOWED_ROOTS", str(tmp_path))
     tenant = f"dag{uuid.uuid4().hex[:8]}"
     corpus_dir = tmp_path / "corpus"
     corpus_dir.mkdir()
@@ -84,3 +85,18 @@ def test_bad_params_are_rejected_before_running(dag_env: dict[str, str]) -> None
     dag = load_dag("ingest_documents")
     with pytest.raises(ParamValidationError):
         dag.test(run_conf={"source": "/tmp", "tenant": "Bad Tenant!"})
+
+
+def test_a_source_outside_the_allowed_roots_fails_the_run_unread(
+    dag_env: dict[str, str], db: psycopg.Connection, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The stack's own secrets, with the default roots: the run fails at once, nothing is read."""
+    tenant = f"dag{uuid.uuid4().hex[:8]}"
+    secrets = ROOT / ".rag" / "secrets.env"
+    run = load_dag("ingest_documents").test(run_conf={"source": str(secrets), "tenant": tenant})
+    assert str(run.state) == "failed"
+    receive = next(ti for ti in run.get_task_instances() if ti.task_id == "receive")
+    assert (str(receive.state), receive.try_number) == ("failed", 1)  # no retry: it cannot help
+    logged = "".join(capfd.readouterr())
+    assert "inside the stack's state directory" in logged and "(RAG_STATE_DIR)" in logged
+    assert db.execute("SELECT count(*) FROM documents WHERE tenant = %s", (tenant,)).fetchone() == (0,)

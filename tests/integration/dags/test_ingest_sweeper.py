@@ -25,7 +25,7 @@ def test_sweeper_ingests_left_received_and_retries_or_quarantines_stuck(
             tenant=tenant,
             source_uri=f"file:///sweeper/{name}.txt",
         ).document.id
-        for name in ("left", "stuck_once", "stuck_thrice", "fresh", "old_version")
+        for name in ("left", "stuck_once", "stuck_thrice", "fresh", "old_version", "died_once", "died_thrice")
     }
     # "left": received 20 minutes ago and never processed (Airflow was down). updated_at is set
     # by a trigger on every UPDATE; a superuser session with replication role "replica" skips it.
@@ -45,6 +45,12 @@ def test_sweeper_ingests_left_received_and_retries_or_quarantines_stuck(
         " WHERE id = %s",
         (ids["stuck_thrice"],),
     )
+    # Their workers died while parsing, still `received`: the claims ran out.
+    for name, attempts in (("died_once", 1), ("died_thrice", 3)):
+        db.execute(
+            "UPDATE documents SET attempts = %s, claimed_until = now() - interval '1 minute' WHERE id = %s",
+            (attempts, ids[name]),
+        )
     # "old_version": indexed after a re-embedding's cutover, with the version it retired.
     retired = f"retired-{tenant}"
     db.execute(
@@ -70,7 +76,10 @@ def test_sweeper_ingests_left_received_and_retries_or_quarantines_stuck(
     assert state[ids["stuck_once"]][:1] == ("indexed",) and state[ids["stuck_once"]][2] == 2
     status, reason, attempts, chunks = state[ids["stuck_thrice"]]
     assert status == "quarantined" and chunks == 0 and attempts == 3
-    assert reason == "stuck past its deadline after 3 attempts (was chunked)"
+    assert reason == "worker died during embedding 3 times"
+    status, reason, attempts, chunks = state[ids["died_thrice"]]
+    assert (status, reason, attempts, chunks) == ("quarantined", "worker died during parsing 3 times", 3, 0)
+    assert state[ids["died_once"]][0] == "indexed" and state[ids["died_once"]][2] == 2
     assert state[ids["fresh"]][0] == "received"  # its own ingestion run is still on its way
     assert state[ids["old_version"]][0] == "indexed" and state[ids["old_version"]][3] >= 1
     version = db.execute("SELECT embedding_model_version FROM documents WHERE id = %s", (ids["old_version"],))

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import argon2
 import pytest
 
 from rag.adapters.passwords import Argon2Passwords
+from rag.core.errors import Overloaded
 
 # Cheap parameters keep the tests fast; production uses argon2-cffi's RFC 9106 defaults.
 CHEAP = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -49,3 +54,87 @@ def test_weaker_hashes_need_rehash() -> None:
     assert strong.needs_rehash(weak_hash)
     assert not weak.needs_rehash(weak_hash)
     assert asyncio.run(strong.verify(weak_hash, "pw-123456"))  # parameters travel in the hash
+
+
+class GatedHasher(argon2.PasswordHasher):
+    """Hashes only once the test opens the gate, so the test controls how many are running."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.gate = threading.Event()
+        self.gate.set()  # open while the constructor hashes its dummy password
+        self.started = threading.Event()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        self.started.set()
+        self.gate.wait(10)
+        return super().verify(hash, password)
+
+
+def test_hashing_does_not_wait_for_the_default_executor() -> None:
+    # Search runs its blocking calls in the loop's default executor; a saturated one must not
+    # hold up a login (nor a login burst hold up search).
+    passwords = Argon2Passwords(CHEAP)
+    stored = CHEAP.hash("correct horse")
+    release = threading.Event()
+
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+        busy = loop.run_in_executor(None, release.wait, 10)
+        try:
+            return await asyncio.wait_for(passwords.verify(stored, "correct horse"), 5)
+        finally:
+            release.set()
+            await busy
+
+    assert asyncio.run(main())
+    passwords.close()
+
+
+def test_beyond_threads_and_queue_logins_are_refused_at_once() -> None:
+    hasher = GatedHasher()
+    passwords = Argon2Passwords(hasher, threads=1, max_waiting=1)
+    stored = CHEAP.hash("correct horse")
+    hasher.gate.clear()
+
+    async def main() -> list[object]:
+        running = asyncio.ensure_future(passwords.verify(stored, "correct horse"))
+        waiting = asyncio.ensure_future(passwords.verify(stored, "correct horse"))
+        await asyncio.sleep(0)
+        with pytest.raises(Overloaded, match=r"too many password checks in progress; retry in 1 s"):
+            await passwords.verify(stored, "correct horse")
+        hasher.gate.set()
+        done: list[object] = list(await asyncio.gather(running, waiting))
+        # Both slots are free again.
+        done.append(await passwords.verify(stored, "correct horse"))
+        return done
+
+    assert asyncio.run(main()) == [True, True, True]
+    passwords.close()
+
+
+def test_a_cancelled_check_holds_its_slot_until_its_thread_is_done() -> None:
+    hasher = GatedHasher()
+    passwords = Argon2Passwords(hasher, threads=1, max_waiting=0)
+    stored = CHEAP.hash("correct horse")
+    hasher.gate.clear()
+
+    async def main() -> bool:
+        running = asyncio.ensure_future(passwords.verify(stored, "correct horse"))
+        await asyncio.to_thread(hasher.started.wait, 10)  # the thread has taken it
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running  # the caller has given up; the thread still hashes
+        with pytest.raises(Overloaded):
+            await passwords.verify(stored, "correct horse")
+        hasher.gate.set()
+        for _ in range(200):  # the slot frees when the thread finishes; no timing assert
+            try:
+                return await passwords.verify(stored, "correct horse")
+            except Overloaded:
+                await asyncio.sleep(0.01)
+        return False
+
+    assert asyncio.run(main())
+    passwords.close()

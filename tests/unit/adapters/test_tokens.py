@@ -154,6 +154,9 @@ def test_every_required_claim_must_be_present(claim: str) -> None:
         ({"role": ["admin"]}, "malformed sub, tenant or role claim"),
         ({"typ": "id"}, "a foreign token cannot be used as an access token"),
         ({"iat": datetime.now(UTC) + timedelta(hours=1)}, "malformed or not yet valid"),
+        ({"ver": -1}, "malformed ver claim"),
+        ({"ver": "3"}, "malformed ver claim"),
+        ({"ver": True}, "malformed ver claim"),
     ],
 )
 def test_malformed_claims_are_refused(overrides: dict[str, object], message: str) -> None:
@@ -201,3 +204,15 @@ def test_only_verified_tokens_are_remembered() -> None:
     for _ in range(2):
         with pytest.raises(Unauthenticated, match="bad signature"):
             codec.verify_access(forged)
+
+
+def test_tokens_carry_the_token_version() -> None:
+    revoked_twice = Principal.of("alice", "acme", Role.USER, token_version=2)
+    access, refresh = tokens().issue_access(revoked_twice), tokens().issue_refresh(revoked_twice)
+    assert jwt.decode(access.token, options={"verify_signature": False})["ver"] == 2
+    assert tokens().verify_access(access.token).token_version == 2
+    assert tokens().verify_refresh(refresh.token).token_version == 2
+
+
+def test_a_token_from_before_versions_has_version_0() -> None:
+    assert tokens().verify_access(_signed(_claims())).token_version == 0

@@ -9,8 +9,9 @@ import pytest
 from rag.adapters.passwords import Argon2Passwords
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Role
-from rag.core.authentication import Authenticator, UserAccount, validate_password
-from rag.core.errors import InvalidInput, Unauthenticated, Unavailable
+from rag.core.authentication import AccessTokens, Authenticator, UserAccount, validate_password
+from rag.core.errors import InvalidInput, Overloaded, Unauthenticated, Unavailable
+from rag.core.throttle import LoginThrottle
 
 CHEAP = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 TOKENS = JwtTokens("s" * 40)
@@ -53,7 +54,7 @@ def test_login_returns_tokens_for_the_users_role_and_tenant(auth: Authenticator)
         "acme",
         Role.USER,
     )
-    assert auth.authenticate(session.access.token) == session.principal
+    assert TOKENS.verify_access(session.access.token) == session.principal
     assert TOKENS.verify_refresh(session.refresh.token) == session.principal
     assert session.refresh.expires_at > session.access.expires_at
 
@@ -110,7 +111,7 @@ def test_refresh_issues_an_access_token_with_the_current_role(
     users.accounts["alice"] = replace(users.accounts["alice"], role=Role.READONLY)
     principal, access = asyncio.run(auth.refresh(session.refresh.token))
     assert principal.role is Role.READONLY
-    assert auth.authenticate(access.token).role is Role.READONLY
+    assert TOKENS.verify_access(access.token).role is Role.READONLY
 
 
 @pytest.mark.parametrize("change", ["disable", "delete", "move"])
@@ -139,3 +140,110 @@ def test_new_password_rule(password: str) -> None:
     with pytest.raises(InvalidInput, match=r"^password: must be 8 to 1024 characters"):
         validate_password(password)
     assert validate_password("eight888") == "eight888"
+
+
+class MemoryVersions:
+    """Token versions read from the in-memory users (what the database map answers)."""
+
+    def __init__(self, users: MemoryUsers) -> None:
+        self.users = users
+
+    async def current(self, username: str) -> int:
+        account = self.users.accounts.get(username)
+        return account.token_version if account else 0
+
+
+def revoke(users: MemoryUsers, username: str) -> None:
+    account = users.accounts[username]
+    users.accounts[username] = replace(account, token_version=account.token_version + 1)
+
+
+def test_access_token_stops_working_when_the_version_rises(auth: Authenticator, users: MemoryUsers) -> None:
+    access = AccessTokens(TOKENS, MemoryVersions(users))
+    old = asyncio.run(auth.login("alice", "alice-password")).access.token
+    assert asyncio.run(access.authenticate(old)).username == "alice"
+    revoke(users, "alice")
+    with pytest.raises(Unauthenticated, match=r"^access token revoked: .*; log in again$"):
+        asyncio.run(access.authenticate(old))
+    new = asyncio.run(auth.login("alice", "alice-password")).access.token
+    assert asyncio.run(access.authenticate(new)).token_version == 1
+
+
+def test_without_versions_revocation_is_not_checked(auth: Authenticator, users: MemoryUsers) -> None:
+    old = asyncio.run(auth.login("alice", "alice-password")).access.token
+    revoke(users, "alice")
+    assert asyncio.run(AccessTokens(TOKENS).authenticate(old)).username == "alice"
+
+
+def test_refresh_token_stops_working_when_the_version_rises(auth: Authenticator, users: MemoryUsers) -> None:
+    session = asyncio.run(auth.login("alice", "alice-password"))
+    revoke(users, "alice")
+    with pytest.raises(Unauthenticated, match=r"^refresh token revoked: .*; log in again$"):
+        asyncio.run(auth.refresh(session.refresh.token))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def throttled(
+    users: MemoryUsers, clock: Clock, *, username_burst: int = 3, address_burst: int = 5
+) -> Authenticator:
+    throttle = LoginThrottle(
+        username_per_minute=6,
+        username_burst=username_burst,
+        address_per_minute=60,
+        address_burst=address_burst,
+        clock=clock,
+    )
+    return Authenticator(users, Argon2Passwords(CHEAP), TOKENS, throttle=throttle)
+
+
+def attempt(auth: Authenticator, username: str, password: str, client: str) -> str:
+    try:
+        asyncio.run(auth.login(username, password, client=client))
+    except (Unauthenticated, Overloaded) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+@pytest.mark.parametrize("username", ["alice", "nobody"])
+def test_failures_on_one_username_are_throttled_across_addresses(users: MemoryUsers, username: str) -> None:
+    clock = Clock()
+    auth = throttled(users, clock)
+    outcomes = [attempt(auth, username, "wrong", f"10.0.0.{i}") for i in range(5)]
+    # The same answers whether the account exists or not.
+    assert (
+        outcomes
+        == ["Unauthenticated: wrong username or password"] * 3
+        + ["Overloaded: too many login attempts; retry in 10 s"] * 2
+    )
+    clock.now += 10  # one token back (6 a minute)
+    assert attempt(auth, username, "wrong", "10.0.0.9") == "Unauthenticated: wrong username or password"
+
+
+def test_successful_logins_do_not_wear_down_the_username(users: MemoryUsers) -> None:
+    auth = throttled(users, Clock(), username_burst=2, address_burst=100)
+    assert [attempt(auth, "alice", "alice-password", f"10.0.0.{i}") for i in range(6)] == ["ok"] * 6
+
+
+def test_every_attempt_counts_against_the_address(users: MemoryUsers) -> None:
+    auth = throttled(users, Clock(), username_burst=100, address_burst=3)
+    assert attempt(auth, "alice", "alice-password", "10.0.0.1") == "ok"
+    assert attempt(auth, "nobody", "x-password", "10.0.0.1").startswith("Unauthenticated")
+    assert attempt(auth, "other", "x-password", "10.0.0.1").startswith("Unauthenticated")
+    assert attempt(auth, "alice", "alice-password", "10.0.0.1").startswith("Overloaded: too many login")
+    assert attempt(auth, "alice", "alice-password", "10.0.0.2") == "ok"  # another address: its own bucket
+
+
+def test_a_refused_attempt_takes_nothing(users: MemoryUsers) -> None:
+    clock = Clock()
+    auth = throttled(users, clock, username_burst=1, address_burst=1)
+    assert attempt(auth, "nobody", "x-password", "10.0.0.1").startswith("Unauthenticated")
+    # The address is empty now: a refused attempt must not spend another username's token.
+    assert attempt(auth, "alice", "alice-password", "10.0.0.1").startswith("Overloaded")
+    assert attempt(auth, "alice", "alice-password", "10.0.0.2") == "ok"

@@ -88,3 +88,31 @@ def test_empty_document_has_no_chunks() -> None:
 def test_bad_options_name_the_field(size: int, overlap: int) -> None:
     with pytest.raises(InvalidInput, match=r"chunk_tokens|overlap_tokens"):
         ChunkingOptions(chunk_tokens=size, overlap_tokens=overlap)
+
+
+@pytest.mark.parametrize(
+    "paragraph",
+    [
+        "a" * 2_000_000,  # one "word" of two megabytes: one [UNK] token for WordPiece
+        "word " * 400_000,  # one "sentence" of two megabytes
+    ],
+    ids=["huge-word", "huge-sentence"],
+)
+def test_huge_pieces_never_reach_the_tokenizer_whole_and_chunks_stay_small(paragraph: str) -> None:
+    longest: list[int] = [0]
+
+    def one_token_per_word(text: str) -> int:  # like [UNK]: a long word costs one token
+        longest[0] = max(longest[0], len(text))
+        return max(1, len(text.split()))
+
+    doc = doc_from([(None, [paragraph])])
+    options = ChunkingOptions(chunk_tokens=64, overlap_tokens=8)
+    chunks = chunk_document(doc, one_token_per_word, options)
+    limit_chars = 64 * 16
+    assert chunks
+    assert longest[0] <= limit_chars
+    for chunk in chunks:
+        assert chunk.text == doc.text[chunk.char_start : chunk.char_end]
+        assert len(chunk.text) <= limit_chars
+    covered = sum(len(c.text.replace(" ", "")) for c in chunks)
+    assert covered >= len(paragraph.replace(" ", ""))  # nothing dropped (overlap may repeat)

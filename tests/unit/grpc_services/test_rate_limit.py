@@ -63,10 +63,24 @@ def test_bad_parameters_are_refused() -> None:
     ("peer", "address"),
     [
         ("ipv4:127.0.0.1:5555", "127.0.0.1"),
-        ("ipv6:[::1]:5555", "[::1]"),
+        ("ipv6:[::1]:5555", "::1"),
         ("unix:/tmp/sock", "unix:/tmp/sock"),
         ("", ""),
     ],
 )
 def test_client_address_drops_the_port(peer: str, address: str) -> None:
     assert client_address(peer) == address
+
+
+def test_wait_for_takes_nothing_and_refund_gives_back() -> None:
+    clock = Clock()
+    buckets = TokenBuckets(rate=1, burst=2, clock=clock)
+    assert buckets.wait_for("a") == 0.0
+    assert [buckets.try_acquire("a") for _ in range(2)] == [0.0, 0.0]
+    assert buckets.wait_for("a") == pytest.approx(1.0)
+    assert buckets.wait_for("a") == pytest.approx(1.0)  # asking took nothing
+    buckets.refund("a")
+    assert buckets.wait_for("a") == 0.0
+    buckets.refund("a")
+    buckets.refund("a")  # never above the burst
+    assert [buckets.try_acquire("a") == 0.0 for _ in range(3)] == [True, True, False]

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -47,10 +46,11 @@ class Deployment:
 
 @contextlib.contextmanager
 def _database(what: str) -> Iterator[None]:
+    """Say what was being done when the pool found PostgreSQL unreachable (the CLIs print it)."""
     try:
         yield
-    except psycopg.OperationalError as exc:
-        raise Unavailable(f"PostgreSQL is unreachable while {what} ({exc}); is DATABASE_URL right?") from None
+    except Unavailable as exc:
+        raise Unavailable(f"PostgreSQL is unreachable while {what} ({exc}); is DATABASE_URL right?") from exc
 
 
 class DeploymentRecords:

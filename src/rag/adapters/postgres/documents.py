@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from rag.core.documents import Chunk, DocumentStatus
-from rag.core.errors import FailedPrecondition, NotFound
+from rag.core.errors import FailedPrecondition, NotFound, Unavailable
 
 # Which states a status may be entered from (the quarantine reason is required in SQL too).
 _ENTER_FROM: dict[DocumentStatus, tuple[str, ...]] = {
@@ -31,6 +32,35 @@ _ENTER_FROM: dict[DocumentStatus, tuple[str, ...]] = {
     DocumentStatus.INDEXED: ("embedded",),
     DocumentStatus.QUARANTINED: ("received", "parsed", "chunked", "embedded"),
 }
+
+# Claims of a document before it is given up on, counted since it last entered ``received``
+# from outside the pipeline (an upload of new content, a requeue of an indexed document).
+MAX_ATTEMPTS = 3
+
+# What a worker is doing while a document is in each in-flight status: a worker that died left
+# it there, so the status names the stage it died in.
+_STAGES = {"received": "parsing", "parsed": "chunking", "chunked": "embedding", "embedded": "indexing"}
+
+
+def _worker_died(status: str, attempts: str) -> sql.Composed:
+    """SQL for the reason a document whose workers kept dying is quarantined with, from the SQL
+    expressions of its status and attempt count: 'worker died during parsing 3 times'."""
+    return sql.SQL(
+        "format('worker died during %%s %%s times', {stages}::jsonb ->> ({status}), {attempts})"
+    ).format(stages=sql.Literal(json.dumps(_STAGES)), status=sql.SQL(status), attempts=sql.SQL(attempts))
+
+
+# Advisory-lock class of blob keys (the two-int form: a key space apart from every other lock).
+# Recording a document that uses a blob, and deleting a blob no document uses, hold its lock.
+_BLOB_LOCKS = 0x626C6F62
+
+
+def _lock_blobs(cur: psycopg.Cursor[Any], keys: Iterable[str], *, session: bool = False) -> None:
+    """Take the locks of these blob keys (sorted: no deadlock), until the transaction ends or,
+    with ``session``, until ``pg_advisory_unlock_all()``."""
+    function = "pg_advisory_lock" if session else "pg_advisory_xact_lock"
+    for key in sorted(set(keys)):
+        cur.execute(f"SELECT {function}(%s, hashtext(%s))", (_BLOB_LOCKS, key))
 
 
 @dataclass(frozen=True)
@@ -83,6 +113,16 @@ class Swept:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """A claim on a document: the attempt it counts (1 for the first), or None when it was not
+    claimed: another worker's claim still runs, the document is not ``received``, or it had been
+    claimed ``max_attempts`` times and is now quarantined, with ``quarantined`` as the reason."""
+
+    attempt: int | None = None
+    quarantined: str | None = None
+
+
+@dataclass(frozen=True)
 class Received:
     """Outcome of receiving content: the document, and whether anything changed."""
 
@@ -113,9 +153,19 @@ class DocumentRepository:
         blob_key: str,
         metadata: dict[str, str],
         deadline_s: float,
+        store_blob: Callable[[], None] | None = None,
     ) -> Received:
-        """Record a document as ``received``; unchanged content (same hash) changes nothing."""
-        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        """Record a document as ``received``; unchanged content (same hash) changes nothing.
+
+        ``store_blob`` puts the bytes under ``blob_key`` (when they are not there yet); it runs
+        under the blob's lock, which is held until the document is recorded: a :meth:`delete`
+        that would drop the blob either finished before (``store_blob`` puts it back) or sees
+        this document and keeps it. If it raises, nothing is recorded.
+        """
+        with self.pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            _lock_blobs(cur, [blob_key])
+            if store_blob is not None:
+                store_blob()
             cur.execute(
                 sql.SQL("""
                 INSERT INTO documents (tenant, source_uri, title, content_hash, size_bytes, mime_type,
@@ -281,21 +331,36 @@ class DocumentRepository:
     def quarantine(self, document_id: uuid.UUID, reason: str) -> None:
         self.advance(document_id, DocumentStatus.QUARANTINED, reason=reason[:2000])
 
-    def claim(self, document_id: uuid.UUID, *, deadline_s: float) -> int | None:
-        """Claim a ``received`` document for processing until the deadline: count the attempt,
-        push the deadline out; the attempt number, or None when it is not ``received`` or
-        another worker's claim is still running (that worker will move it on)."""
+    def claim(self, document_id: uuid.UUID, *, deadline_s: float, max_attempts: int = MAX_ATTEMPTS) -> Claim:
+        """Claim a ``received`` document for processing until the deadline: count the attempt and
+        push the deadline out. Another worker's claim that has not run out is left alone (that
+        worker will move it on).
+
+        A document claimed ``max_attempts`` times already is quarantined instead of claimed
+        again. Its last claim ran out with the document still ``received`` (any other failure
+        quarantines it or gives the claim back), so its worker died fetching or parsing it:
+        'worker died during parsing 3 times'. Attempts count every claim since the document
+        was received, retries after a transient failure included.
+        """
         with self.pool.connection() as conn:
             row = conn.execute(
-                """
-                UPDATE documents SET attempts = attempts + 1,
-                       deadline_at = now() + make_interval(secs => %(deadline)s),
-                       claimed_until = now() + make_interval(secs => %(deadline)s)
+                sql.SQL("""
+                UPDATE documents SET
+                    attempts = CASE WHEN attempts < %(max)s THEN attempts + 1 ELSE attempts END,
+                    status = CASE WHEN attempts < %(max)s THEN status
+                                  ELSE 'quarantined' END::document_status,
+                    error_reason = CASE WHEN attempts < %(max)s THEN error_reason
+                        WHEN claimed_until IS NOT NULL THEN {died}
+                        ELSE format('gave up after %%s attempts that did not finish', attempts) END,
+                    deadline_at = CASE WHEN attempts < %(max)s
+                        THEN now() + make_interval(secs => %(deadline)s) ELSE deadline_at END,
+                    claimed_until = CASE WHEN attempts < %(max)s
+                        THEN now() + make_interval(secs => %(deadline)s) END
                 WHERE id = %(id)s AND status = 'received'
                   AND (claimed_until IS NULL OR claimed_until < now())
-                RETURNING attempts
-                """,
-                {"deadline": deadline_s, "id": document_id},
+                RETURNING status::text, attempts, error_reason
+                """).format(died=_worker_died("'received'", "attempts")),
+                {"deadline": deadline_s, "id": document_id, "max": max_attempts},
             ).fetchone()
             exists = (
                 row is not None
@@ -303,7 +368,10 @@ class DocumentRepository:
             )
         if not exists:
             raise NotFound(f"document {document_id} does not exist")
-        return None if row is None else int(row[0])
+        if row is None:
+            return Claim()
+        status, attempts, reason = row
+        return Claim(quarantined=reason) if status == "quarantined" else Claim(attempt=int(attempts))
 
     def reset_to_received(self, document_id: uuid.UUID) -> None:
         """A retry after a transient failure starts again from ``received``, claimable at once."""
@@ -369,43 +437,108 @@ class DocumentRepository:
                 (model_version, document_id),
             )
 
-    def delete(self, document_ids: Iterable[uuid.UUID], *, tenant: str | None = None) -> list[DocumentRecord]:
-        """Delete documents (their chunks cascade); returns what was deleted. Idempotent."""
+    def delete(
+        self,
+        document_ids: Iterable[uuid.UUID],
+        *,
+        tenant: str | None = None,
+        status: DocumentStatus | None = None,
+        drop_blob: Callable[[str], None] | None = None,
+    ) -> list[DocumentRecord]:
+        """Delete documents (their chunks cascade), only those in ``status`` if given; returns
+        what was deleted. Idempotent.
+
+        ``drop_blob`` is called with each blob key that no document uses any more, after the
+        deletion commits and before the blob's lock is released (see :meth:`receive`): an upload
+        of the same content either recorded its document before (the blob stays) or stores the
+        blob again after. A failed drop leaves an unused blob, never a document without one.
+        """
         ids = list(document_ids)
         if not ids:
             return []
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                sql.SQL(
-                    "DELETE FROM documents WHERE id = ANY(%s::uuid[]) AND (%s::text IS NULL OR tenant = %s)"
-                    " RETURNING {cols}"
-                ).format(cols=_COLUMNS),
-                (ids, tenant, tenant),
+            try:
+                deleted, unused = self._delete_holding_blob_locks(
+                    conn, cur, ids, tenant=tenant, status=status, lock=drop_blob is not None
+                )
+                if drop_blob is not None:
+                    for key in unused:
+                        drop_blob(key)
+            finally:
+                if drop_blob is not None:
+                    cur.execute("SELECT pg_advisory_unlock_all()")
+            return deleted
+
+    @staticmethod
+    def _delete_holding_blob_locks(
+        conn: psycopg.Connection[Any],
+        cur: psycopg.Cursor[Any],
+        ids: list[uuid.UUID],
+        *,
+        tenant: str | None,
+        status: DocumentStatus | None,
+        lock: bool,
+    ) -> tuple[list[DocumentRecord], list[str]]:
+        """Delete and commit; with ``lock``, the locks of the deleted documents' blobs stay held
+        (session locks) and the blobs no document uses any more are returned."""
+        where = sql.SQL(
+            "id = ANY(%(ids)s::uuid[]) AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+            " AND (%(status)s::text IS NULL OR status::text = %(status)s)"
+        )
+        params = {"ids": ids, "tenant": tenant, "status": status.value if status else None}
+        locked: set[str] = set()
+        for _ in range(3):
+            with conn.transaction():
+                if lock:
+                    # Lock before deleting: an upload holds the lock while it waits for a
+                    # document row, so locking after the DELETE could deadlock.
+                    query = "SELECT DISTINCT blob_key FROM documents WHERE {} AND blob_key IS NOT NULL"
+                    cur.execute(sql.SQL(query).format(where), params)
+                    keys = {row["blob_key"] for row in cur.fetchall()} - locked
+                    _lock_blobs(cur, keys, session=True)
+                    locked |= keys
+                cur.execute(
+                    sql.SQL("DELETE FROM documents WHERE {} RETURNING {}").format(where, _COLUMNS), params
+                )
+                deleted = [DocumentRecord.from_row(r) for r in cur.fetchall()]
+                blobs = {(r.tenant, r.blob_key) for r in deleted if r.blob_key}
+                if not lock:
+                    return deleted, []
+                if {key for _, key in blobs} <= locked:
+                    unused = []
+                    for owner, key in sorted(blobs):
+                        cur.execute(
+                            "SELECT EXISTS (SELECT 1 FROM documents WHERE tenant = %s AND blob_key = %s)"
+                            " AS used",
+                            (owner, key),
+                        )
+                        row = cur.fetchone()
+                        if not (row and row["used"]):
+                            unused.append(key)
+                    return deleted, unused
+                # A document got another blob since the SELECT: again, holding its lock too.
+                raise psycopg.Rollback()
+        raise Unavailable("documents kept changing while being deleted; retry the deletion")
+
+    def refresh_lexical_statistics(self, tenants: Sequence[str] | None = None) -> None:
+        """Recompute the BM25 document frequencies and lengths of ``tenants`` (None: every
+        tenant), per embedding model version, after each ingested batch. A tenant whose
+        statistics changed gets a new generation (its cached search results are not served)."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                "SELECT rag_refresh_bm25_stats(%s::text[])", (None if tenants is None else list(tenants),)
             )
-            return [DocumentRecord.from_row(r) for r in cur.fetchall()]
-
-    def blob_in_use(self, blob_key: str, *, tenant: str) -> bool:
-        """Whether any document of ``tenant`` still stores its bytes under ``blob_key``."""
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM documents WHERE tenant = %s AND blob_key = %s)",
-                (tenant, blob_key),
-            ).fetchone()
-        return bool(row and row[0])
-
-    def refresh_lexical_statistics(self) -> None:
-        """Recompute BM25 document frequencies and lengths (after each ingested batch)."""
-        with self.pool.connection() as conn:
-            conn.execute("SELECT rag_refresh_bm25_stats()")
 
     def stale_received(self, *, older_than_s: float, limit: int = 10_000) -> list[uuid.UUID]:
-        """Documents left ``received`` for longer than ``older_than_s`` (nobody is processing them:
-        an upload while Airflow was down, or a retry after a transient failure), oldest first."""
+        """Documents left ``received`` for longer than ``older_than_s`` and not under a running
+        claim (nobody is processing them: an upload while Airflow was down, or a retry after a
+        transient failure), oldest first. Claims that ran out are :meth:`sweep`'s."""
         with self.pool.connection() as conn:
             rows = conn.execute(
                 """
                 SELECT id FROM documents
                 WHERE status = 'received' AND updated_at < now() - make_interval(secs => %s)
+                  AND (claimed_until IS NULL OR claimed_until < now())
                 ORDER BY updated_at, id LIMIT %s
                 """,
                 (older_than_s, limit),
@@ -420,7 +553,8 @@ class DocumentRepository:
         with self.pool.connection() as conn:
             rows = conn.execute(
                 """
-                UPDATE documents SET status = 'received', error_reason = NULL, claimed_until = NULL
+                UPDATE documents SET status = 'received', error_reason = NULL, claimed_until = NULL,
+                       attempts = 0
                 WHERE status = 'indexed' AND embedding_model_version IN
                       (SELECT model_version FROM embedding_indexes WHERE status = 'retired')
                 RETURNING id
@@ -428,29 +562,29 @@ class DocumentRepository:
             ).fetchall()
         return [r[0] for r in rows]
 
-    def sweep(self, *, max_attempts: int = 3, reason: str = "stuck past its deadline") -> Swept:
-        """Documents stuck in ``parsed``/``chunked``/``embedded`` past their deadline (their worker
-        died): back to ``received`` for another attempt while they have had fewer than
-        ``max_attempts``, else quarantined with the reason and the attempt count."""
+    def sweep(self, *, max_attempts: int = MAX_ATTEMPTS) -> Swept:
+        """Documents whose worker died: stuck in ``parsed``/``chunked``/``embedded`` past their
+        deadline, or ``received`` under a claim that ran out. With fewer than ``max_attempts``
+        attempts they go back to ``received``, unclaimed, for another one; else they are
+        quarantined, naming the stage: 'worker died during chunking 3 times'."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                """
+                sql.SQL("""
                 WITH stuck AS (
                     SELECT id, status::text AS was, attempts FROM documents
-                    WHERE status IN ('parsed', 'chunked', 'embedded') AND deadline_at < now()
+                    WHERE (status IN ('parsed', 'chunked', 'embedded') AND deadline_at < now())
+                       OR (status = 'received' AND claimed_until < now())
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE documents d SET
                     status = CASE WHEN s.attempts < %(max)s THEN 'received'
                                   ELSE 'quarantined' END::document_status,
-                    error_reason = CASE WHEN s.attempts < %(max)s THEN NULL
-                        ELSE format('%%s after %%s attempts (was %%s)', %(reason)s::text, s.attempts, s.was)
-                    END,
+                    error_reason = CASE WHEN s.attempts < %(max)s THEN NULL ELSE {died} END,
                     claimed_until = NULL
                 FROM stuck s WHERE d.id = s.id
                 RETURNING d.id, d.status::text
-                """,
-                {"max": max_attempts, "reason": reason},
+                """).format(died=_worker_died("s.was", "s.attempts")),
+                {"max": max_attempts},
             ).fetchall()
         return Swept(
             reset=[i for i, status in rows if status == "received"],

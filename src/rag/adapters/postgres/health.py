@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from rag.core.errors import RagError
+
 log = logging.getLogger(__name__)
 
 
@@ -16,7 +18,7 @@ async def database_ready(pool: AsyncConnectionPool[Any], timeout_s: float = 2.0)
     try:
         async with pool.connection(timeout=timeout_s) as conn:
             await conn.execute("SELECT 1")
-    except psycopg.Error as exc:
+    except (RagError, psycopg.Error) as exc:  # translated by the pool, or a pool of another kind
         log.info("database not ready: %s", exc)
         return False
     return True

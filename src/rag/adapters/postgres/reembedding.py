@@ -157,9 +157,10 @@ class ShadowIndex:
         """Make the target the active version and retire the source, atomically.
 
         Holds a lock that blocks chunk writes (not reads) while it checks that every source chunk
-        has its shadow row, then flips both ``embedding_indexes`` rows and the documents' version
-        in the same transaction. Returns the number of source chunks still without a shadow row
-        (0: cut over; else nothing changed and the caller embeds those and tries again).
+        has its shadow row, computes the target's BM25 statistics, then flips both
+        ``embedding_indexes`` rows and the documents' version in the same transaction. Returns the
+        number of source chunks still without a shadow row (0: cut over; else nothing changed and
+        the caller embeds those and tries again).
         """
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SET LOCAL lock_timeout = '30s'")
@@ -189,6 +190,8 @@ class ShadowIndex:
             missing = int(row[0]) if row else 0
             if missing:
                 return missing
+            # BM25 statistics are per version: the target's, exact under the lock, serve with it.
+            conn.execute("SELECT rag_refresh_bm25_stats(NULL, %s::text[])", ([self.target],))
             conn.execute(
                 "UPDATE embedding_indexes SET status = 'retired' WHERE model_version = %s", (self.source,)
             )

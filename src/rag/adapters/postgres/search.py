@@ -1,6 +1,7 @@
 """Retrieval queries: dense (pgvector HNSW, iterative scans) and BM25 over the postings table.
 
-Every query is confined to the caller's tenant and to one embedding model version in SQL.
+Every query is confined to the caller's tenant and to one embedding model version in SQL, and
+so are the BM25 statistics it scores with (another tenant's documents never change its scores).
 Filters (document ids, document metadata, creation dates) are applied inside the index scan's
 filter with iterative scans on, so a selective filter does not starve the top-k (pgvector 0.8).
 """
@@ -71,18 +72,23 @@ _LEXICAL = sql.SQL(
     WITH q AS (
         SELECT DISTINCT lexeme AS term FROM unnest(to_tsvector('english', %(query)s))
     ), stats AS (
-        SELECT greatest(n, 1)::float8 AS n, greatest(total_len, 1)::float8 / greatest(n, 1) AS avgdl
-        FROM corpus_stats WHERE id = 1
+        SELECT greatest(coalesce(max(n), 0), 1)::float8 AS n,
+               greatest(coalesce(max(total_len), 0), 1)::float8 / greatest(coalesce(max(n), 0), 1) AS avgdl
+        FROM lexical_corpus_stats WHERE tenant = %(tenant)s AND embedding_model_version = %(version)s
+    ), weights AS MATERIALIZED (
+        -- Once per query term: one probe of the primary key for its document frequency.
+        SELECT q.term, ln(1.0 + (s.n - t.df + 0.5) / (t.df + 0.5)) AS idf, s.avgdl
+        FROM q CROSS JOIN stats s
+        CROSS JOIN LATERAL (
+            SELECT coalesce(max(df), 1) AS df FROM lexical_term_stats
+            WHERE tenant = %(tenant)s AND embedding_model_version = %(version)s AND term = q.term) t
     ), scored AS (
         SELECT p.chunk_id,
-               sum(ln(1.0 + (s.n - coalesce(t.df, 1) + 0.5) / (coalesce(t.df, 1) + 0.5))
-                   * p.tf * (%(k1)s::float8 + 1.0)
+               sum(w.idf * p.tf * (%(k1)s::float8 + 1.0)
                    / (p.tf + %(k1)s::float8
-                      * (1.0 - %(b)s::float8 + %(b)s::float8 * p.dl / s.avgdl))) AS score
-        FROM q
-        JOIN chunk_terms p ON p.tenant = %(tenant)s AND p.term = q.term
-        LEFT JOIN term_stats t ON t.term = q.term
-        CROSS JOIN stats s
+                      * (1.0 - %(b)s::float8 + %(b)s::float8 * p.dl / w.avgdl))) AS score
+        FROM weights w
+        JOIN chunk_terms p ON p.tenant = %(tenant)s AND p.term = w.term
         GROUP BY p.chunk_id
     )
     SELECT c.id, scored.score
@@ -137,7 +143,8 @@ class SearchRepository:
     def lexical(
         self, *, tenant: str, version: str, query: str, k: int, filters: Filters
     ) -> list[tuple[int, float]]:
-        """BM25 over the postings (OR semantics over the query's lexemes)."""
+        """BM25 over the postings (OR semantics over the query's lexemes), scored with the
+        document frequencies and lengths of ``tenant``'s chunks of ``version`` only."""
         with self.pool.connection() as conn:
             rows = conn.execute(
                 _LEXICAL,

@@ -1,7 +1,8 @@
-"""What a cached search result depends on: the active embedding model version and the tenant's
-document generation, kept in memory while PostgreSQL tells us about every change.
+"""What a cached search result depends on: the active embedding model version, the tenant's
+document generation and the global cache epoch (migration 0009, renewed by every restore), kept
+in memory while PostgreSQL tells us about every change.
 
-Reading both takes a database round trip, which was half of a cached search's time. Migration
+Reading them takes a database round trip, which was half of a cached search's time. Migration
 0004 makes PostgreSQL send ``tenant:<name>``, ``index`` or ``all`` on ``rag_search_changes``
 whenever they change; one LISTEN connection per process hears them. A value is kept only while
 that connection is up and was read after it started listening (an epoch counter drops a read
@@ -48,7 +49,8 @@ class SearchVersions:
         self._reconnect_s = reconnect_s
         self._listening = False
         self._epoch = 0
-        self._index: tuple[str | None, float] | None = None  # (active model version, read at)
+        # (active model version, cache epoch, read at)
+        self._index: tuple[str | None, str, float] | None = None
         self._tenants: dict[str, tuple[int, float]] = {}  # tenant -> (generation, read at)
         self._task: asyncio.Task[None] | None = None
         self._listening_event = asyncio.Event()
@@ -73,26 +75,27 @@ class SearchVersions:
             self._task = None
         self._forget(listening=False)
 
-    async def current(self, tenant: str) -> tuple[str | None, int]:
-        """(active embedding model version or None, the tenant's generation, 0 if it has none)."""
+    async def current(self, tenant: str) -> tuple[str | None, int, str]:
+        """(active embedding model version or None, the tenant's generation, 0 if it has none,
+        the cache epoch)."""
         now = time.monotonic()
         index, generation = self._index, self._tenants.get(tenant)
         if (
             self._listening
             and index is not None
             and generation is not None
-            and now - index[1] < self._max_age_s
+            and now - index[2] < self._max_age_s
             and now - generation[1] < self._max_age_s
         ):
             LOOKUPS.labels("memory").inc()
-            return index[0], generation[0]
+            return index[0], generation[0], index[1]
         LOOKUPS.labels("database").inc()
         epoch = self._epoch
-        version, gen = await asyncio.to_thread(self._read, tenant)
+        version, gen, cache = await asyncio.to_thread(self._read, tenant)
         if self._listening and epoch == self._epoch:
-            self._index = (version, now)
+            self._index = (version, cache, now)
             self._tenants[tenant] = (gen, now)
-        return version, gen
+        return version, gen, cache
 
     def invalidate(self, tenant: str | None = None) -> None:
         """Forget a tenant's generation (or everything): this process changed it."""
@@ -103,15 +106,16 @@ class SearchVersions:
         else:
             self._tenants.pop(tenant, None)
 
-    def _read(self, tenant: str) -> tuple[str | None, int]:
+    def _read(self, tenant: str) -> tuple[str | None, int, str]:
         with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT (SELECT model_version FROM embedding_indexes WHERE status = 'active'),"
-                " (SELECT generation FROM tenant_generations WHERE tenant = %s)",
+                " (SELECT generation FROM tenant_generations WHERE tenant = %s),"
+                " (SELECT epoch FROM cache_epoch)",
                 (tenant,),
             ).fetchone()
         assert row is not None
-        return (None if row[0] is None else str(row[0])), int(row[1] or 0)
+        return (None if row[0] is None else str(row[0])), int(row[1] or 0), str(row[2] or "")
 
     def _forget(self, *, listening: bool) -> None:
         self._listening = listening

@@ -1,8 +1,12 @@
 """User accounts in PostgreSQL (table ``users``); implements :class:`rag.core.authentication.UserStore`.
 
 Bound parameters only. Driver errors become :mod:`rag.core.errors` here: a duplicate name is
-:class:`AlreadyExists`, a value the table's checks refuse is :class:`InvalidInput`, an
-unreachable database is :class:`Unavailable`.
+:class:`AlreadyExists`, a value the table's checks refuse is :class:`InvalidInput`; the pool
+(:mod:`rag.adapters.postgres.pool`) makes an unreachable database :class:`Unavailable`.
+
+Disabling an account or changing its role or tenant raises its ``token_version`` (a trigger
+of migration 0008 does, whoever runs the UPDATE); :meth:`UserRepository.revoke_tokens` raises
+it directly. Either way every token issued before stops working (SPEC §4).
 """
 
 from __future__ import annotations
@@ -14,26 +18,33 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from rag.core.auth import Role, validate_tenant, validate_username
 from rag.core.authentication import UserAccount
-from rag.core.errors import AlreadyExists, DeadlineExceeded, InvalidInput, NotFound, Unavailable
+from rag.core.errors import AlreadyExists, InvalidInput, NotFound
 
 _INSERT = """
     INSERT INTO users (username, password_hash, role, tenant) VALUES (%s, %s, %s, %s)
-    RETURNING username, tenant, role, password_hash, disabled, created_at
+    RETURNING username, tenant, role, password_hash, disabled, created_at, token_version
 """
 _SELECT_ONE = """
-    SELECT username, tenant, role, password_hash, disabled, created_at FROM users WHERE username = %s
+    SELECT username, tenant, role, password_hash, disabled, created_at, token_version
+    FROM users WHERE username = %s
 """
 _SELECT_MANY = """
-    SELECT username, tenant, role, password_hash, disabled, created_at FROM users
+    SELECT username, tenant, role, password_hash, disabled, created_at, token_version FROM users
     WHERE %(tenant)s::text IS NULL OR tenant = %(tenant)s
     ORDER BY tenant, username
 """
+_SELECT_TOKEN_VERSION = "SELECT token_version FROM users WHERE username = %s"  # noqa: S105
 _SET_DISABLED = "UPDATE users SET disabled = %s WHERE username = %s"
 _SET_PASSWORD_HASH = "UPDATE users SET password_hash = %s WHERE username = %s"  # noqa: S105
+_SET_ROLE = "UPDATE users SET role = %s WHERE username = %s"
+_SET_TENANT = "UPDATE users SET tenant = %s WHERE username = %s"
+_REVOKE_TOKENS = (
+    "UPDATE users SET token_version = token_version + 1 WHERE username = %s RETURNING token_version"
+)
 
 
 def _account(row: dict[str, Any]) -> UserAccount:
@@ -44,6 +55,7 @@ def _account(row: dict[str, Any]) -> UserAccount:
         password_hash=row["password_hash"],
         disabled=row["disabled"],
         created_at=row["created_at"],
+        token_version=row["token_version"],
     )
 
 
@@ -86,21 +98,43 @@ class UserRepository:
     async def set_password_hash(self, username: str, password_hash: str) -> None:
         await self._update(_SET_PASSWORD_HASH, username, password_hash)
 
+    async def set_role(self, username: str, role: Role) -> None:
+        """Give the user ``role``; the user's existing tokens stop working."""
+        await self._update(_SET_ROLE, username, role.value)
+
+    async def set_tenant(self, username: str, tenant: str) -> None:
+        """Move the user to ``tenant``; the user's existing tokens stop working."""
+        await self._update(_SET_TENANT, username, validate_tenant(tenant))
+
+    async def revoke_tokens(self, username: str) -> int:
+        """End every token issued to the user so far; the new token version."""
+        async with self._cursor() as cur:
+            await cur.execute(_REVOKE_TOKENS, (username,))
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"no user named {username!r}")
+        return int(row["token_version"])
+
+    async def token_version(self, username: str) -> int:
+        """The user's token version; 0 for an unknown user."""
+        async with self._cursor() as cur:
+            await cur.execute(_SELECT_TOKEN_VERSION, (username,))
+            row = await cur.fetchone()
+        return int(row["token_version"]) if row else 0
+
     async def _update(self, query: str, username: str, value: object) -> None:
         async with self._cursor() as cur:
-            await cur.execute(query, (value, username))
+            try:
+                await cur.execute(query, (value, username))
+            except pg_errors.ForeignKeyViolation:
+                raise InvalidInput(f"unknown role {value!r}", field="role") from None
+            except pg_errors.CheckViolation as exc:
+                raise InvalidInput(f"refused by the users table: {exc.diag.constraint_name}") from None
             if cur.rowcount == 0:
                 raise NotFound(f"no user named {username!r}")
 
     @asynccontextmanager
     async def _cursor(self) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
-        """A cursor in a transaction that commits on success."""
-        try:
-            async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-                yield cur
-        except PoolTimeout:
-            raise Unavailable("no database connection free or reachable in time; retry later") from None
-        except pg_errors.QueryCanceled:
-            raise DeadlineExceeded("the database query ran past its statement timeout") from None
-        except psycopg.OperationalError:
-            raise Unavailable("the database is unreachable; retry later") from None
+        """A cursor in a transaction that commits on success (the pool translates driver errors)."""
+        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            yield cur
