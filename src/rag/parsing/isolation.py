@@ -91,6 +91,7 @@ class ParserPool:
         *,
         tokenizer: str | Path | None = None,
         tasks_per_worker: int = TASKS_PER_WORKER,
+        name: str = "",
     ) -> None:
         if tokenizer is None:
             from rag.models.artifacts import default_embedder_path
@@ -99,6 +100,7 @@ class ParserPool:
         self.limits = limits or ParseLimits()
         self._tokenizer = str(tokenizer)
         self._tasks_per_worker = tasks_per_worker
+        self._title = f"{TITLE}[{name}]" if name else TITLE  # tells pools of one process apart
         self._lock = threading.Lock()
         self._pool = self._new_pool()
 
@@ -109,7 +111,7 @@ class ParserPool:
             max_workers=1,  # the pipeline parses one document at a time
             max_tasks=self._tasks_per_worker,
             initializer=_start_worker,
-            initargs=(self.limits,),
+            initargs=(self.limits, self._title),
             context=context,
         )
 
@@ -208,12 +210,13 @@ def _death_reason(exitcode: int | None, limits: ParseLimits) -> str:
 
 # -- in the worker process -------------------------------------------------------------------
 _limits = ParseLimits()
+_title = TITLE
 _counters: dict[str, TokenCounter] = {}
 
 
-def _start_worker(limits: ParseLimits) -> None:
-    global _limits
-    _limits = limits
+def _start_worker(limits: ParseLimits, title: str) -> None:
+    global _limits, _title
+    _limits, _title = limits, title
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     memory = limits.max_memory_mb * 2**20
     soft = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
@@ -310,4 +313,4 @@ def _peak_rss() -> int | None:
 def _set_title(state: str) -> None:
     from setproctitle import setproctitle
 
-    setproctitle(f"{TITLE}: {state}")
+    setproctitle(f"{_title}: {state}")

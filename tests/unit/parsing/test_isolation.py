@@ -27,7 +27,8 @@ CHUNKING = ChunkingOptions()
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ParserPool]:
-    with ParserPool(ParseLimits(max_memory_mb=256, max_cpu_s=1, timeout_s=60)) as parsers:
+    # Named: the session's other pools (integration fixtures) have idle workers too.
+    with ParserPool(ParseLimits(max_memory_mb=256, max_cpu_s=1, timeout_s=60), name="unit") as parsers:
         yield parsers
 
 
@@ -41,9 +42,9 @@ def test_documents_are_parsed_in_one_reused_worker_without_torch(pool: ParserPoo
     assert first.title == "Sleep guide"
     assert any(c.heading == "Sleep guide > Why sleep matters" for c in first.chunks)
     assert first.peak_rss_bytes is not None and 0 < first.peak_rss_bytes < 256 * 2**20
-    [worker] = parser_workers("idle")
+    [worker] = parser_workers("idle", pool="unit")
     assert _extract(pool, CORPUS["bp.pdf"]).title == "Blood pressure notes"
-    assert parser_workers("idle") == [worker]
+    assert parser_workers("idle", pool="unit") == [worker]
     maps = Path(f"/proc/{worker}/maps").read_text()
     assert "torch" not in maps and "lxml" in maps
 
@@ -51,23 +52,23 @@ def test_documents_are_parsed_in_one_reused_worker_without_torch(pool: ParserPoo
 @pytest.mark.timeout(60)
 def test_a_worker_killed_while_idle_is_replaced(pool: ParserPool) -> None:
     _extract(pool, CORPUS["notes.txt"])
-    [worker] = parser_workers("idle")
+    [worker] = parser_workers("idle", pool="unit")
     os.kill(worker, signal.SIGKILL)
     while Path(f"/proc/{worker}").exists():
         time.sleep(0.01)
     assert _extract(pool, CORPUS["notes.txt"]).chunks
-    assert parser_workers("idle") not in ([], [worker])
+    assert parser_workers("idle", pool="unit") not in ([], [worker])
 
 
 @pytest.mark.timeout(60)
 def test_a_worker_left_large_by_a_document_is_replaced(pool: ParserPool) -> None:
     _extract(pool, CORPUS["notes.txt"])
-    [worker] = parser_workers("idle")
+    [worker] = parser_workers("idle", pool="unit")
     with pytest.raises(UnprocessableDocument, match=r"memory limit of 256 MiB \(PARSE_MAX_MEMORY_MB\)"):
         _extract(pool, docx_memory_bomb(300_000))
     # The worker survived its failed allocation, but the next document gets a fresh one.
     assert _extract(pool, CORPUS["report.docx"]).title == "Diabetes report"
-    assert parser_workers("idle") not in ([], [worker])
+    assert parser_workers("idle", pool="unit") not in ([], [worker])
 
 
 @pytest.mark.timeout(120)
