@@ -7,6 +7,7 @@ Each prints its table with ratios against its floor and writes JSON to bench/res
     latency     gRPC Search p50/p95/p99 and queries/s, uncached and cached, vs in-process
     generation  time to first token and ms/token, GenerateStream vs Triton directly
     memory      PSS per stack component, idle and under search load
+    overload    Search p50/p99, refusals and timeouts at capacity and at 4x (admission control)
 
     python -m bench --start                 # start the stack if it is down, run everything
     python -m bench --only quality,latency  # a subset
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from bench import beir
 
-BENCHMARKS = ("quality", "ingestion", "latency", "generation", "memory")
+BENCHMARKS = ("quality", "ingestion", "latency", "generation", "memory", "overload")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, TriggerRule, dag, task
 from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, START_DATE, default_args, in_batches
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,12 @@ Reads every file under **source** (a local path on the workers, or `s3://bucket/
 **document_ids** an upload recorded, and takes each document through
 `received -> parsed -> chunked -> embedded -> indexed`. A file that cannot be parsed is
 **quarantined with its reason**; one bad file never fails the run.
+
+The run is green only when every document it took on ended `indexed` or `quarantined`. A
+dependency that is down (Triton, PostgreSQL, object storage) puts the batch's unfinished documents
+back to `received` (an outage uses up none of their attempts) and fails its `process` task, which
+Airflow retries with exponential backoff; if the retries run out, `report` fails the run and names
+each unfinished document with its status and last error (the sweeper picks them up later).
 
 - **source** must resolve into a folder of the workers' `INGEST_ALLOWED_ROOTS` (default: the
   checkout's `samples/`) or a bucket of `INGEST_ALLOWED_BUCKETS`; anything else, and the stack's
@@ -131,9 +137,11 @@ def ingest_documents() -> None:
         log.info("%d documents to process", len(pending))
         return in_batches(pending, params["batch_size"])
 
-    @task(max_active_tis_per_dagrun=2)
+    # Outage retries back off 10 s, 20 s, ... up to 5 min: about 10 minutes of outage in all.
+    @task(max_active_tis_per_dagrun=2, retries=6)
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
-        """Parse, chunk, embed and index one batch; a document's failure stays with it."""
+        """Parse, chunk, embed and index one batch; a document's failure stays with it, an
+        outage fails the task (after the batch) so that Airflow retries it."""
         from rag_hooks import RagHook
 
         from rag.core.chunking import ChunkingOptions
@@ -143,26 +151,34 @@ def ingest_documents() -> None:
         with RagHook() as hook:
             return hook.process_batch(batch, chunking)
 
-    @task(outlets=[INDEX])
-    def report(results: list[dict[str, int]], params: dict[str, Any] | None = None) -> dict[str, int]:
-        """Refresh the BM25 statistics and report the tenant's documents per status."""
+    @task(outlets=[INDEX], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    def report(batches: list[list[str]], params: dict[str, Any] | None = None) -> dict[str, int]:
+        """Refresh the BM25 statistics and report the run's documents per status; fail the run
+        naming each document it took on that is not indexed or quarantined (runs even when
+        ``process`` tasks failed)."""
+        import uuid
+
+        from airflow.sdk.exceptions import AirflowFailException
         from rag_hooks import RagHook
 
+        from rag.ingestion.pipeline import unfinished_report
+
         assert params is not None
-        run: dict[str, int] = {}
-        for counts in results:
-            for status, n in counts.items():
-                run[status] = run.get(status, 0) + n
+        taken = [uuid.UUID(doc_id) for batch in batches for doc_id in batch]
         with RagHook() as hook:
             documents = hook.intake().documents
             documents.refresh_lexical_statistics(tenants=[params["tenant"]])  # the only one it touched
+            run = {k: n for k, n in documents.counts_by_status(ids=taken).items() if n} if taken else {}
             totals = documents.counts_by_status(tenant=params["tenant"])
-        log.info("this run: %s", run)
+            unfinished = unfinished_report(documents, taken)
+        log.info("this run's %d documents by status: %s", len(taken), run)
         log.info("tenant %s documents by status: %s", params["tenant"], totals)
+        if unfinished:
+            raise AirflowFailException(unfinished)
         return run
 
     batches = receive()
-    report(process.expand(batch=batches))
+    process.expand(batch=batches) >> report(batches)
 
 
 ingest_documents()

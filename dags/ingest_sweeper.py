@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
 from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, START_DATE, default_args, in_batches
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,12 @@ Every accepted document must end `indexed` or `quarantined`; this DAG makes sure
 - **find_received**: documents left `received` for more than *received_grace_minutes* (an
   upload while Airflow was down, a retry after a transient error), plus the ones just sent back.
 - **process**: the same pipeline as `ingest_documents` (parse, chunk, embed through Triton at
-  batch priority, index), in batches of 8 mapped over parallel tasks.
-- **report**: refreshes the BM25 statistics when something was indexed; logs counts per status.
+  batch priority, index), in batches mapped over parallel tasks. A dependency that is down puts
+  the documents back to `received` (using up none of their attempts) and fails the task, which
+  Airflow retries with backoff.
+- **report**: refreshes the BM25 statistics when something was indexed; logs counts per status;
+  fails the run, naming each with its status and last error, when a document the run took on
+  is neither `indexed` nor `quarantined`.
 """
 
 
@@ -105,7 +109,8 @@ def ingest_sweeper() -> None:
 
     @task(max_active_tis_per_dagrun=2)
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
-        """The ingestion pipeline for one batch; a document's failure stays with it."""
+        """The ingestion pipeline for one batch; a document's failure stays with it, an outage
+        fails the task (after the batch) so that Airflow retries it."""
         from rag_hooks import RagHook
 
         from rag.core.chunking import ChunkingOptions
@@ -115,26 +120,37 @@ def ingest_sweeper() -> None:
         with RagHook() as hook:
             return hook.process_batch(batch, chunking, max_attempts=params["max_attempts"])
 
-    @task(trigger_rule="none_failed")
-    def report(swept: dict[str, list[str]], results: list[dict[str, int]] | None) -> dict[str, int]:
-        """Refresh BM25 statistics if anything was indexed; log the counts."""
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
+    def report(swept: dict[str, list[str]], batches: list[list[str]]) -> dict[str, int]:
+        """Refresh BM25 statistics if anything was indexed; log the counts; fail the run naming
+        each document it took on that is not indexed or quarantined (runs even when ``process``
+        tasks failed)."""
+        import uuid
+
+        from airflow.sdk.exceptions import AirflowFailException
         from rag_hooks import RagHook
 
+        from rag.ingestion.pipeline import unfinished_report
+
+        taken = [uuid.UUID(doc_id) for batch in batches for doc_id in batch]
         run = {"reset": len(swept["reset"]), "quarantined_stuck": len(swept["quarantined"])}
-        for counts in results or []:
-            for status, n in counts.items():
-                run[status] = run.get(status, 0) + n
         with RagHook() as hook:
             documents = hook.intake().documents
+            if taken:
+                run.update({k: n for k, n in documents.counts_by_status(ids=taken).items() if n})
             if run.get("indexed"):
                 documents.refresh_lexical_statistics()
             totals = documents.counts_by_status()
+            unfinished = unfinished_report(documents, taken)
         log.info("this run: %s", run)
         log.info("documents by status: %s", totals)
+        if unfinished:
+            raise AirflowFailException(unfinished)
         return run
 
     swept = sweep_stuck()
-    report(swept, process.expand(batch=find_received(swept)))
+    batches = find_received(swept)
+    process.expand(batch=batches) >> report(swept, batches)
 
 
 ingest_sweeper()

@@ -1,10 +1,11 @@
 """Prometheus metrics of the gRPC server and the HTTP endpoint that serves them.
 
 ``rag_grpc_requests_total{method,code}``, ``rag_grpc_request_duration_seconds{method}``,
-``rag_grpc_requests_in_flight{method}`` and ``rag_grpc_ready``. The HTTP endpoint serves
-``/metrics``, ``/healthz`` (the process answers) and ``/readyz`` (dependencies ready), each
-with security headers; it is prometheus_client's WSGI app behind a small header-adding
-wrapper, on a threaded WSGI server.
+``rag_grpc_requests_in_flight{method}``, ``rag_grpc_ready``, and admission control's
+``rag_grpc_admission_in_flight{rpc_class}`` and ``rag_grpc_admission_rejected_total{rpc_class}``.
+The HTTP endpoint serves ``/metrics``, ``/healthz`` (the process answers) and ``/readyz``
+(dependencies ready), each with security headers; it is prometheus_client's WSGI app behind
+a small header-adding wrapper, on a threaded WSGI server.
 """
 
 from __future__ import annotations
@@ -58,6 +59,18 @@ class GrpcMetrics:
         )
         self.ready = Gauge(
             "rag_grpc_ready", "1 when the dependencies are ready (health SERVING).", registry=registry
+        )
+        self.admitted_in_flight = Gauge(
+            "rag_grpc_admission_in_flight",
+            "Admitted calls in progress, by RPC class (grpc_services.interceptors.admission).",
+            ["rpc_class"],
+            registry=registry,
+        )
+        self.admission_rejected = Counter(
+            "rag_grpc_admission_rejected",
+            "Calls refused with RESOURCE_EXHAUSTED because their RPC class was at its limit.",
+            ["rpc_class"],
+            registry=registry,
         )
 
 

@@ -1,7 +1,8 @@
 """The server recipe: ``build_server`` for tests and ``serve``/``main`` for ``python -m grpc_services``.
 
 Interceptors, outermost first: request id -> telemetry (access log, metrics) -> error mapping
--> auth -> rate limit -> request validation (``grpc_services.validation``) -> servicer. Health
+-> auth -> rate limit -> admission control (calls in progress per RPC class) -> request
+validation (``grpc_services.validation``) -> servicer. Health
 (``grpc.health.v1``) stays NOT_SERVING until the readiness check passes; reflection lists every
 registered service. SIGTERM (or SIGINT) sets NOT_SERVING, then in-flight calls get
 ``GRPC_GRACE_PERIOD_S`` to finish.
@@ -27,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from grpc_services.health import Dependencies, HealthMonitor, Readiness, always_ready
+from grpc_services.interceptors.admission import AdmissionInterceptor, admission_slots, check_classified
 from grpc_services.interceptors.auth import AuthInterceptor
 from grpc_services.interceptors.errors import ErrorMappingInterceptor
 from grpc_services.interceptors.rate_limit import ClientAddresses, RateLimitInterceptor, TokenBuckets
@@ -91,12 +93,14 @@ class RagServer:
         health: HealthMonitor,
         metrics: GrpcMetrics,
         metrics_address: tuple[str, int] | None,
+        admission: AdmissionInterceptor,
     ) -> None:
         self.grpc_server = server
         self.port = port
         self.tls = tls
         self.health = health
         self.metrics = metrics
+        self.admission = admission
         self._metrics_address = metrics_address
         self._metrics_http: MetricsHttpServer | None = None
 
@@ -163,6 +167,7 @@ def build_server(
     if len(set(names)) != len(names):
         raise ConfigurationError(f"a service is registered twice: {sorted(names)}")
     check_covered(method for binding in bindings for method in binding.methods)
+    check_classified(method for binding in bindings for method in binding.methods)
 
     metrics = GrpcMetrics(registry if registry is not None else CollectorRegistry())
     health = HealthMonitor(
@@ -171,6 +176,7 @@ def build_server(
         interval_s=readiness_interval_s,
         on_change=lambda ready: metrics.ready.set(1 if ready else 0),
     )
+    admission = AdmissionInterceptor(admission_slots(settings), metrics)
     server = grpc.aio.server(
         interceptors=[
             RequestIdInterceptor(),
@@ -181,6 +187,7 @@ def build_server(
                 TokenBuckets(settings.RATE_LIMIT_PER_SECOND, settings.RATE_LIMIT_BURST),
                 ClientAddresses(settings.TRUSTED_PROXIES),
             ),
+            admission,
             ValidationInterceptor(),
         ],
         options=[
@@ -210,6 +217,7 @@ def build_server(
         health=health,
         metrics=metrics,
         metrics_address=metrics_address,
+        admission=admission,
     )
 
 

@@ -124,16 +124,24 @@ class RagHook(BaseHook):
     ) -> dict[str, int]:
         """One mapped ingestion task: the pipeline over ``document_ids`` (their chunks embedded
         together), each outcome logged; the count of documents per resulting status.
-        ``max_attempts`` (default: the pipeline's) caps claims and transient retries."""
+        ``max_attempts`` (default: the pipeline's) caps claims and transient retries.
+
+        Raises :class:`~rag.core.errors.Unavailable` after the batch when a dependency was down
+        for any of its documents (they are back to ``received``, their attempts kept), so that
+        Airflow retries the task with backoff; the documents it finished stay finished."""
         import uuid
 
+        from rag.core.errors import Unavailable
+
         counts: dict[str, int] = {}
+        outages: list[str] = []
         pipeline = self.pipeline(chunking, max_attempts=max_attempts)
         for outcome in pipeline.process_many([uuid.UUID(doc_id) for doc_id in document_ids]):
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
             timing = " ".join(f"{k}={v:.2f}s" for k, v in outcome.seconds.items())
             peak = f"parser_rss={outcome.peak_rss_bytes / 2**20:.0f}MiB" if outcome.peak_rss_bytes else ""
-            log.info(
+            log.log(
+                logging.WARNING if outcome.outage else logging.INFO,
                 "%s: %s chunks=%d %s %s %s",
                 outcome.document_id,
                 outcome.status.value,
@@ -141,6 +149,14 @@ class RagHook(BaseHook):
                 timing,
                 peak,
                 outcome.reason or "",
+            )
+            if outcome.outage:
+                outages.append(outcome.reason or "a dependency is down")
+        log.info("batch: %s", counts)
+        if outages:
+            raise Unavailable(
+                f"{len(outages)} of {len(document_ids)} documents are back to received because a dependency"
+                f" is down ({outages[-1]}); the task fails so that it is retried once it is back"
             )
         return counts
 

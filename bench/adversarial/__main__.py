@@ -162,10 +162,18 @@ def run_fuzz(target: Target, examples: int) -> dict[str, Any]:
     }
 
 
-def delete_all(client: RagClient) -> int:
+def delete_all(client: RagClient, *, attempts: int = 20) -> int:
+    """Delete every document of the client's tenant, waiting out the API's rate limit."""
     ids = [d.id for d in client.documents(page_size=200)]
     for document_id in ids:
-        client.delete(document_id)
+        for attempt in range(attempts):
+            try:
+                client.delete(document_id)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or attempt == attempts - 1:
+                    raise
+                time.sleep(0.25 * (attempt + 1))
     return len(ids)
 
 
@@ -237,10 +245,6 @@ def main(argv: list[str] | None = None) -> int:
                 if args.fuzz_examples > 0:
                     print(f"fuzzing every RPC, {args.fuzz_examples} requests ...", flush=True)
                     fuzzed = run_fuzz(target, args.fuzz_examples)
-        if not args.keep:
-            for owner in [tenant] + ([fuzzed["tenant"]] if fuzzed else []):
-                with target.client(owner, role=Role.ADMIN) as admin:
-                    delete_all(admin)
         client.close()
         searcher.close()
 
@@ -249,9 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     control_outcomes = [
         outcome(u, run.documents) for u in run.uploads if u.sample.kind.expect.outcome == "indexed"
     ]
-    return _report(
+    code = _report(
         args, target, tenant, outcomes, control_outcomes, peaks, workers, health, search, fuzzed, corpus_s
     )
+    if not args.keep:  # after the report: a failed clean-up never loses the run's numbers
+        for owner in [tenant] + ([fuzzed["tenant"]] if fuzzed else []):
+            with target.client(owner, role=Role.ADMIN) as admin:
+                delete_all(admin)
+    return code
 
 
 def _refused_detail(outcomes: Sequence[Outcome]) -> str:

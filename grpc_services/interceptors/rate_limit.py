@@ -117,7 +117,8 @@ class RateLimitInterceptor(CallInterceptor):
             wait = self._buckets.try_acquire(key)
             if wait:
                 raise Overloaded(
-                    f"rate limit of {self._buckets.rate:g} requests/s exceeded; retry in {wait:.2f} s"
+                    f"rate limit of {self._buckets.rate:g} requests/s exceeded; retry in {wait:.2f} s",
+                    retry_after_s=wait,
                 )
         with client_address_scope(client):
             yield

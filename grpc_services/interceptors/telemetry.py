@@ -50,6 +50,9 @@ class TelemetryInterceptor(CallInterceptor):
         in_flight.inc()
         started = time.perf_counter()
         code = grpc.StatusCode.UNKNOWN
+        # Read while the call is live: grpc.aio's peer() on a stream the client has cancelled
+        # spins forever (seen holding the event loop at 100 % CPU after a cancelled stream).
+        peer = call.context.peer()
         with call_fields_scope() as fields:
             try:
                 yield
@@ -78,7 +81,7 @@ class TelemetryInterceptor(CallInterceptor):
                             "method": method,
                             "code": code.name,
                             "latency_ms": round(elapsed * 1000, 3),
-                            "peer": call.context.peer(),
+                            "peer": peer,
                             **({"details": details} if details else {}),
                             **fields,
                         },

@@ -93,6 +93,15 @@ class Settings(BaseSettings):
     # Proxies (comma-separated CIDRs) whose X-Forwarded-For or X-Real-IP names the client;
     # empty (default): every caller's address is its peer address.
     TRUSTED_PROXIES: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+    # Admission control: calls in progress at once per RPC class in this process; one more is
+    # RESOURCE_EXHAUSTED at once with "retry in OVERLOAD_RETRY_AFTER_S s" (uploads: above).
+    # Search: about one per core (bench.overload: on 2 cores p50 grows past 2 at once).
+    SEARCH_MAX_CONCURRENT: int = Field(8, ge=1, le=10_000)
+    GENERATE_MAX_CONCURRENT: int = Field(2, ge=1, le=10_000)
+    DOCUMENTS_MAX_CONCURRENT: int = Field(16, ge=1, le=10_000)
+    ADMIN_MAX_CONCURRENT: int = Field(2, ge=1, le=10_000)
+    AUTH_MAX_CONCURRENT: int = Field(8, ge=1, le=10_000)
+    OVERLOAD_RETRY_AFTER_S: float = Field(1.0, gt=0, le=3600)
     # Login attempts per minute and burst, per username (failed ones) and per client address.
     LOGIN_PER_USERNAME_PER_MINUTE: float = Field(5.0, gt=0)
     LOGIN_PER_USERNAME_BURST: int = Field(10, ge=1)

@@ -89,3 +89,28 @@ def test_the_sweeper_quarantines_a_stale_claim_at_the_cap_and_requeues_one_below
     assert (requeued.status, requeued.attempts, requeued.error_reason) == (DocumentStatus.RECEIVED, 1, None)
     assert documents.claim(below, deadline_s=600) == Claim(attempt=2)  # claimable again at once
     assert documents.get(running).status is DocumentStatus.RECEIVED
+
+
+def test_outage_retries_use_up_no_attempt_and_worker_deaths_still_count(
+    intake: Intake, pool: ConnectionPool, tenant: str
+) -> None:
+    documents = DocumentRepository(pool)
+    doc_id = _received(intake, tenant)
+    for _ in range(5):  # more outages than max_attempts: each claim's attempt is given back
+        assert documents.claim(doc_id, deadline_s=600, max_attempts=3) == Claim(attempt=1)
+        documents.advance(doc_id, DocumentStatus.PARSED)
+        documents.reset_to_received(doc_id, outage="Triton is unreachable")
+    record = documents.get(doc_id)
+    assert (record.status, record.attempts, record.outage_retries, record.error_reason) == (
+        DocumentStatus.RECEIVED,
+        0,
+        5,
+        "Triton is unreachable",
+    )
+    assert documents.unfinished([doc_id]) == [record]
+    for attempt in (1, 2, 3):  # then its workers really die
+        assert documents.claim(doc_id, deadline_s=DIES, max_attempts=3) == Claim(attempt=attempt)
+    assert documents.claim(doc_id, deadline_s=600, max_attempts=3) == Claim(
+        quarantined="worker died during parsing 3 times"
+    )
+    assert documents.unfinished([doc_id]) == []

@@ -50,19 +50,30 @@ def test_process_many_ends_each_document_as_process_would(
     assert all(o.reason == "not waiting for ingestion" for o in again)
 
 
-def test_process_many_failed_embedding_retries_its_group_then_quarantines(
-    intake: Intake, pipeline: Pipeline
+def test_an_embedding_outage_sends_the_batch_back_without_using_up_attempts(
+    intake: Intake, pipeline: Pipeline, db: psycopg.Connection
 ) -> None:
     def broken(texts: object) -> object:
         raise Unavailable("Triton is unreachable")
 
-    flaky = replace(pipeline, embed=broken, max_attempts=2)  # type: ignore[arg-type]
+    down = replace(pipeline, embed=broken, max_attempts=2)  # type: ignore[arg-type]
     tenant = f"t{uuid.uuid4().hex[:10]}"
     docs = [
         intake.receive(f"Retry me {n}.".encode(), tenant=tenant, filename="r.txt").document for n in range(3)
     ]
-    first = flaky.process_many([d.id for d in docs])
-    assert [o.status for o in first] == [DocumentStatus.RECEIVED] * 3
-    final = flaky.process_many([d.id for d in docs])
-    assert all(o.status is DocumentStatus.QUARANTINED for o in final)
-    assert all("gave up after 2 attempts" in (o.reason or "") for o in final)
+    poison = intake.receive(b"", tenant=tenant, filename="empty.txt").document
+    ids = [d.id for d in docs] + [poison.id]
+    for _ in range(3):  # more outages than max_attempts
+        outcomes = down.process_many(ids)
+        assert [(o.status, o.outage) for o in outcomes[:3]] == [(DocumentStatus.RECEIVED, True)] * 3
+        assert not outcomes[3].outage  # a permanent error is quarantined, outage or not
+    rows = db.execute(
+        "SELECT status::text, attempts, outage_retries, error_reason FROM documents WHERE id = ANY(%s)",
+        ([d.id for d in docs],),
+    ).fetchall()
+    assert rows == [("received", 0, 3, "Triton is unreachable")] * 3
+    assert pipeline.documents.get(poison.id).status is DocumentStatus.QUARANTINED
+
+    back = pipeline.process_many(ids)  # the dependency is back
+    assert [o.status for o in back] == [DocumentStatus.INDEXED] * 3 + [DocumentStatus.QUARANTINED]
+    assert pipeline.documents.unfinished(ids) == []

@@ -89,16 +89,27 @@ def test_upload_of_same_bytes_is_one_document(intake: Intake) -> None:
     assert other.document.id != first.document.id
 
 
-def test_transient_embed_failure_retries_then_quarantines(intake: Intake, pipeline: Pipeline) -> None:
+def test_a_model_not_ready_is_an_outage_another_transient_error_quarantines_at_the_cap(
+    intake: Intake, pipeline: Pipeline
+) -> None:
     from dataclasses import replace
 
-    from rag.core.errors import Unavailable
+    from rag.core.errors import FailedPrecondition, NotFound
 
-    def broken(texts: object) -> object:
-        raise Unavailable("Triton is unreachable")
+    def not_loaded(texts: object) -> object:  # Triton restarted without its models
+        raise FailedPrecondition("Triton model embedder is not loaded or not ready")
 
-    flaky = replace(pipeline, embed=broken, max_attempts=2)  # type: ignore[arg-type]
-    doc = intake.receive(b"Retry me.", tenant=f"t{uuid.uuid4().hex[:10]}", filename="r.txt").document
+    tenant = f"t{uuid.uuid4().hex[:10]}"
+    doc = intake.receive(b"Retry me.", tenant=tenant, filename="r.txt").document
+    for _ in range(3):
+        outcome = replace(pipeline, embed=not_loaded, max_attempts=2).process(doc.id)  # type: ignore[arg-type]
+        assert (outcome.status, outcome.outage) == (DocumentStatus.RECEIVED, True)
+    assert pipeline.documents.get(doc.id).attempts == 0
+
+    def lost(texts: object) -> object:  # not a dependency being down: counts as an attempt
+        raise NotFound("the embedding model version is gone")
+
+    flaky = replace(pipeline, embed=lost, max_attempts=2)  # type: ignore[arg-type]
     assert flaky.process(doc.id).status is DocumentStatus.RECEIVED
     final = flaky.process(doc.id)
     assert final.status is DocumentStatus.QUARANTINED and "gave up after 2 attempts" in (final.reason or "")

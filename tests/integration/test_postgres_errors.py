@@ -1,12 +1,14 @@
 """Database errors are translated once, in rag.adapters.postgres, against the real PostgreSQL:
-a terminated backend is Unavailable (UNAVAILABLE over gRPC), a statement timeout is
-DeadlineExceeded, a NUL reaching SQL is InvalidInput."""
+a database that is down is Unavailable (UNAVAILABLE over gRPC), a statement timeout is
+DeadlineExceeded, a NUL reaching SQL is InvalidInput. A terminated backend costs no call an
+error: the pool checks connections on checkout (tests/integration/test_dependency_recovery.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import psycopg
@@ -19,10 +21,11 @@ from rag.adapters.postgres.pool import create_async_pool, create_pool
 from rag.adapters.postgres.users import UserRepository
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Principal, Role
-from rag.core.errors import DeadlineExceeded, InvalidInput, Unavailable
+from rag.core.errors import DeadlineExceeded, InvalidInput
 from rag.proto.rag.v1 import admin_pb2, admin_pb2_grpc
 from rag.settings import Settings
 from tests.fixtures.grpc_server import EventLoopThread, running_server
+from tests.fixtures.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -48,36 +51,47 @@ def _terminate_backend(pool: ConnectionPool, db: psycopg.Connection) -> None:
     assert db.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
 
 
-def test_a_terminated_backend_is_unavailable_and_the_next_call_reconnects(
+def test_a_terminated_backend_costs_no_call_an_error(
     one_connection: ConnectionPool, db: psycopg.Connection
 ) -> None:
     documents = DocumentRepository(one_connection)
     _terminate_backend(one_connection, db)
-    with pytest.raises(Unavailable, match="retry later"):
-        documents.counts_by_status(tenant="nobody")
     assert set(documents.counts_by_status(tenant="nobody").values()) == {0}  # a new connection
 
 
-def test_a_terminated_backend_answers_unavailable_over_grpc(
-    grpc_loop: EventLoopThread, settings: Settings, one_connection: ConnectionPool, db: psycopg.Connection
+def test_a_database_that_is_down_answers_unavailable_over_grpc(
+    grpc_loop: EventLoopThread, settings: Settings
 ) -> None:
     async def no_cleanup(days: int) -> dict[str, int]:
         return {}
 
     token = JwtTokens.from_settings(settings).issue_access(Principal.of("ops", "ops", Role.ADMIN))
     auth = [("authorization", f"Bearer {token.token}")]
-    servicer = AdminServicer(pool=one_connection, cleanup=no_cleanup)
-    with (
-        running_server(grpc_loop, settings, [servicer]) as server,
-        grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
-    ):
-        stub = admin_pb2_grpc.AdminServiceStub(channel)
-        _terminate_backend(one_connection, db)
-        with pytest.raises(grpc.RpcError) as excinfo:
-            stub.GetStats(admin_pb2.GetStatsRequest(), metadata=auth, timeout=30)
-        assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
-        assert "retry later" in (excinfo.value.details() or "")
-        assert stub.GetStats(admin_pb2.GetStatsRequest(), metadata=auth, timeout=30).documents_total >= 0
+    url = urlsplit(settings.DATABASE_URL)
+    assert url.hostname is not None and url.port is not None
+    with TcpProxy(url.hostname, url.port) as proxy:
+        user, _, _ = url.netloc.rpartition("@")
+        through = settings.model_copy(
+            update={
+                "DATABASE_URL": urlunsplit(url._replace(netloc=f"{user}@{proxy.address}")),
+                "DATABASE_POOL_TIMEOUT": 2.0,
+            }
+        )
+        with (
+            create_pool(through, min_size=1, name="test-db-errors-down") as pool,
+            running_server(grpc_loop, settings, [AdminServicer(pool=pool, cleanup=no_cleanup)]) as server,
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+        ):
+            stub = admin_pb2_grpc.AdminServiceStub(channel)
+            proxy.stop()  # PostgreSQL killed: connections reset, new ones refused
+            with pytest.raises(grpc.RpcError) as excinfo:
+                stub.GetStats(admin_pb2.GetStatsRequest(), metadata=auth, timeout=30)
+            assert excinfo.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "retry later" in (excinfo.value.details() or "")
+            proxy.start()  # back: once the pool has reconnected (within seconds), calls succeed
+            with pool.connection(timeout=30):
+                pass
+            assert stub.GetStats(admin_pb2.GetStatsRequest(), metadata=auth, timeout=30).documents_total >= 0
 
 
 def test_a_statement_timeout_is_deadline_exceeded(

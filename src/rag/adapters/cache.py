@@ -3,7 +3,10 @@
 L1 is in-process (1,000 entries, 5 min), L2 is Redis (1 h), L3 is a disk cache (24 h). A hit in
 a lower level is copied into the levels above it. Redis trouble makes the cache slower, never
 the request broken: errors count as misses, and after one the cache skips Redis for a few
-seconds instead of paying a timeout on every request. Values are bytes (JSON or raw float32),
+seconds instead of paying a timeout on every request. Each Redis call is bounded: one timeout
+(``redis_timeout_s``), never retried (redis-py's default retries a timeout ten times), and a
+lost connection (Redis restarted) is retried once, at once, on a new one, so a restart of Redis
+costs no miss once it is back. Values are bytes (JSON or raw float32),
 never pickles, since Redis is shared. Every key carries the global cache epoch (``cache_key``),
 so a restore, which renews the epoch, empties all three levels in every process at once.
 """
@@ -24,6 +27,9 @@ import diskcache
 import redis.asyncio as aioredis
 from cachetools import TTLCache
 from prometheus_client import Counter
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
@@ -62,6 +68,7 @@ class TieredCache:
                 redis_url,
                 socket_timeout=self.policy.redis_timeout_s,
                 socket_connect_timeout=self.policy.redis_timeout_s,
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             )
             if redis_url
             else None

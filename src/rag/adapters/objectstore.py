@@ -1,4 +1,11 @@
-"""S3-compatible object storage through boto3, with timeouts and the error taxonomy."""
+"""S3-compatible object storage through boto3, with timeouts and the error taxonomy.
+
+Every call is bounded: botocore's standard retry mode makes at most ``ATTEMPTS`` attempts (a
+refused or reset connection, a throttle, a 5xx or a read timeout are retried with jittered
+backoff), each bounded by the connect and read timeouts; then the call raises Unavailable. A
+pooled connection that the store closed (a restart) is replaced by urllib3 before it is used,
+so a restart of the store costs no call an error once it is back.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +30,9 @@ from rag.settings import Settings
 STAGING_PREFIX = ".staging/"
 MIN_PART_BYTES = 5 * 2**20  # S3: every part of a multipart upload but the last
 DEFAULT_PART_BYTES = 8 * 2**20
+ATTEMPTS = 3  # in all, the first included (botocore's "max_attempts" counts retries only)
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 20.0  # of one socket read: a hung store costs a call ATTEMPTS times this at most
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,9 @@ def _translate(exc: Exception, *, bucket: str, key: str = "") -> RagError:
 
 
 class BlobStore:
-    """One boto3 client per process; every call bounded by connect/read timeouts."""
+    """One boto3 client per process; every call bounded by connect/read timeouts and attempts."""
 
-    def __init__(self, settings: Settings, *, read_timeout: float = 60.0) -> None:
+    def __init__(self, settings: Settings, *, read_timeout: float = READ_TIMEOUT_S) -> None:
         self.settings = settings
         self._client: Any = boto3.client(
             "s3",
@@ -65,9 +75,10 @@ class BlobStore:
             aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY.get_secret_value(),
             region_name=settings.S3_REGION,
             config=Config(
-                connect_timeout=5,
+                connect_timeout=CONNECT_TIMEOUT_S,
                 read_timeout=read_timeout,
-                retries={"max_attempts": 3, "mode": "standard"},
+                retries={"total_max_attempts": ATTEMPTS, "mode": "standard"},
+                tcp_keepalive=True,
                 s3={"addressing_style": "path"},
             ),
         )

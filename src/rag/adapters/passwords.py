@@ -73,7 +73,7 @@ class Argon2Passwords:
     async def _run(self, function: Callable[..., T], *args: object) -> T:
         with self._lock:
             if self._pending >= self._limit:
-                raise Overloaded("too many password checks in progress; retry in 1 s")
+                raise Overloaded("too many password checks in progress; retry in 1 s", retry_after_s=1.0)
             self._pending += 1
         try:
             future: Future[T] = self._executor.submit(function, *args)

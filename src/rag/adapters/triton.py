@@ -1,8 +1,12 @@
 """Typed client for RAG System's Triton models over ``tritonclient.grpc.aio``.
 
 One instance (one gRPC channel) per process, created at start-up and passed in. Every call has
-a deadline; UNAVAILABLE is retried with exponential backoff; Triton's errors become
-:mod:`rag.core.errors`. The request priority follows SPEC §2: interactive queries above
+a deadline; UNAVAILABLE is retried with exponential backoff for at most ``retry_window_s`` (so a
+call answers Unavailable within that while Triton is down); Triton's errors become
+:mod:`rag.core.errors`. The channel reconnects by itself: gRPC's reconnect backoff is capped at
+``reconnect_backoff_max_s`` (gRPC's default lets it grow to 120 s, which kept a client failing
+for minutes after Triton was back), and a retry waits for the channel to be ready again, so once
+Triton is back the first call succeeds. The request priority follows SPEC §2: interactive queries above
 generation above batch ingestion (Triton's priority 1 is served first).
 """
 
@@ -20,7 +24,7 @@ import grpc
 import numpy as np
 import tritonclient.grpc.aio as triton_aio
 from numpy.typing import NDArray
-from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, InferInput, InferRequestedOutput, InferResult
 from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException
 
@@ -53,8 +57,20 @@ class Priority(enum.IntEnum):
 class TritonOptions:
     url: str
     timeout_s: float = 30.0
-    max_retries: int = 3
+    max_retries: int = 8
     backoff_s: float = 0.1
+    retry_window_s: float = 2.0  # > reconnect_backoff_max_s: a retry sees the next reconnect
+    reconnect_backoff_max_s: float = 1.0
+
+    def channel_args(self) -> list[tuple[str, int]]:
+        """tritonclient's defaults (message sizes; no keepalive pings, which Triton's default
+        enforcement answers with GOAWAY) plus gRPC's reconnect backoff, capped."""
+        return [
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.initial_reconnect_backoff_ms", int(self.reconnect_backoff_max_s * 250)),
+            ("grpc.max_reconnect_backoff_ms", int(self.reconnect_backoff_max_s * 1000)),
+        ]
 
 
 def translate(exc: InferenceServerException, *, model: str) -> RagError:
@@ -79,7 +95,7 @@ class TritonClient:
 
     def __init__(self, options: TritonOptions) -> None:
         self.options = options
-        self._client = triton_aio.InferenceServerClient(url=options.url)
+        self._client = triton_aio.InferenceServerClient(url=options.url, channel_args=options.channel_args())
 
     async def close(self) -> None:
         await self._client.close()
@@ -94,8 +110,11 @@ class TritonClient:
         return self.options.timeout_s if timeout is None else max(0.001, timeout)
 
     async def _call(self, model: str, attempt: Callable[[], Awaitable[T]], timeout: float | None) -> T:
-        """Run ``attempt`` with retries on UNAVAILABLE inside one overall deadline."""
-        deadline = time.monotonic() + self._timeout(timeout)
+        """Run ``attempt``, retrying UNAVAILABLE with backoff inside one overall deadline and for
+        at most ``retry_window_s``; each retry waits for the channel to be ready first."""
+        now = time.monotonic()
+        deadline = now + self._timeout(timeout)
+        give_up = min(deadline, now + self.options.retry_window_s)
         delay = self.options.backoff_s
         for tries in range(self.options.max_retries + 1):
             try:
@@ -103,12 +122,26 @@ class TritonClient:
             except InferenceServerException as exc:
                 error = translate(exc, model=model)
                 retryable = isinstance(error, Unavailable) and "UNAVAILABLE" in str(exc.status() or "")
-                if not retryable or tries == self.options.max_retries or time.monotonic() + delay >= deadline:
+                if not retryable or tries == self.options.max_retries or time.monotonic() + delay >= give_up:
                     raise error from None
                 log.warning("Triton unavailable for %s (try %d), retrying in %.2fs", model, tries + 1, delay)
                 await asyncio.sleep(delay)
-                delay *= 2
+                if not await self._channel_ready(give_up):
+                    raise error from None
+                delay = min(delay * 2, self.options.reconnect_backoff_max_s)
         raise AssertionError("unreachable")
+
+    async def _channel_ready(self, until: float) -> bool:
+        """Wait (until the monotonic time ``until`` at most) for the channel to be connected;
+        whether it is."""
+        channel = self._client._channel
+        if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+            return True
+        try:
+            await asyncio.wait_for(channel.channel_ready(), max(0.0, until - time.monotonic()))
+        except TimeoutError:
+            return False
+        return True
 
     def _remaining(self, deadline: float) -> float:
         left = deadline - time.monotonic()
@@ -292,6 +325,8 @@ class TritonClient:
             yield request
             await finished.wait()  # keep the stream open until the final response arrives
 
+        # A stream is not retried once open: give a reconnecting channel its retry window first.
+        await self._channel_ready(min(deadline, time.monotonic() + self.options.retry_window_s))
         stream = self._client._client_stub.ModelStreamInfer(requests(), timeout=self._remaining(deadline))
         completed = False
         try:

@@ -43,7 +43,15 @@ class PermissionDenied(RagError):
 
 
 class Overloaded(RagError):
-    """A rate limit or queue is full; retry later."""
+    """A rate limit or queue is full; retry later.
+
+    ``retry_after_s``, when known, is how long the caller should wait; the message says it too
+    ("retry in N s") and the gRPC edge sends it as the ``grpc-retry-pushback-ms`` trailer.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class Unavailable(RagError):

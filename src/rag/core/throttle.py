@@ -1,4 +1,7 @@
-"""Token buckets, and the login throttle built from them (SPEC §4).
+"""Token buckets and concurrency slots, and the login throttle built from the buckets (SPEC §4).
+
+Both refuse with :class:`Overloaded` carrying ``retry_after_s``: the gRPC edge turns it into
+RESOURCE_EXHAUSTED with a retry hint, the one mechanism for every "come back later".
 
 A login attempt needs a token from two buckets: one per username, so that guesses at one
 account from many addresses are slowed, and one per client address, so that one client
@@ -10,9 +13,11 @@ throttled alike, with one message, so the answer does not tell which exist.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rag.core.errors import Overloaded
 
@@ -98,7 +103,9 @@ class LoginThrottle:
             wait = max(wait, self._addresses.wait_for(client))
         if wait > 0.0:
             # One message whichever bucket is empty, and whether or not the account exists.
-            raise Overloaded(f"too many login attempts; retry in {math.ceil(wait)} s")
+            raise Overloaded(
+                f"too many login attempts; retry in {math.ceil(wait)} s", retry_after_s=math.ceil(wait)
+            )
         self._usernames.try_acquire(username)
         if client is not None:
             self._addresses.try_acquire(client)
@@ -106,3 +113,40 @@ class LoginThrottle:
     def succeeded(self, username: str) -> None:
         """A correct password: the attempt does not count against the account."""
         self._usernames.refund(username)
+
+
+class Slots:
+    """At most ``limit`` holders at once; one more is refused with :class:`Overloaded` at once.
+
+    No queue: a caller that waited would hold its connection (and, for an upload, its bytes)
+    while the work it waits behind gets no faster. The message names ``what`` is busy and the
+    ``setting`` that bounds it, and says when to retry. Thread-safe, and non-blocking, so it
+    can be taken on an event loop.
+    """
+
+    def __init__(self, limit: int, *, what: str, setting: str, retry_after_s: float = 1.0) -> None:
+        if limit < 1:
+            raise ValueError(f"{setting} must be >= 1")
+        self.limit = limit
+        self.what = what
+        self.setting = setting
+        self.retry_after_s = retry_after_s
+        self.in_use = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        """Hold a slot for the ``with`` block; :class:`Overloaded` when all are taken."""
+        with self._lock:
+            if self.in_use >= self.limit:
+                raise Overloaded(
+                    f"{self.limit} {self.what} are already in progress on this server "
+                    f"({self.setting}); retry in {self.retry_after_s:g} s",
+                    retry_after_s=self.retry_after_s,
+                )
+            self.in_use += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_use -= 1

@@ -10,17 +10,16 @@ deletion of the same content never leave a document without its blob.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import threading
 import uuid
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from rag.adapters.objectstore import DEFAULT_PART_BYTES, BlobStore, BlobWriter
 from rag.adapters.postgres.documents import DocumentRecord, DocumentRepository, Received
-from rag.core.errors import InvalidInput, Overloaded, RagError, UnprocessableDocument
+from rag.core.errors import InvalidInput, RagError, UnprocessableDocument
+from rag.core.throttle import Slots
 from rag.parsing import ParseLimits
 from rag.parsing.sniff import SNIFF_PREFIX_BYTES, sniff_prefix
 
@@ -35,32 +34,13 @@ def blob_key(tenant: str, digest: str) -> str:
     return f"{tenant}/{digest}"
 
 
-class UploadSlots:
-    """At most ``limit`` uploads at once in this process; one more is :class:`Overloaded` at
-    once (no queue: a waiting upload would hold its client's bytes and a connection)."""
+class UploadSlots(Slots):
+    """At most ``limit`` uploads at once in this process (UPLOAD_MAX_CONCURRENT); one more is
+    :class:`Overloaded` at once (no queue: a waiting upload would hold its client's bytes and a
+    connection)."""
 
     def __init__(self, limit: int = 8, *, retry_after_s: float = 1.0) -> None:
-        if limit < 1:
-            raise ValueError("limit must be >= 1")
-        self.limit = limit
-        self.retry_after_s = retry_after_s
-        self.in_use = 0
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def take(self) -> Iterator[None]:
-        with self._lock:
-            if self.in_use >= self.limit:
-                raise Overloaded(
-                    f"{self.limit} uploads are already in progress on this server "
-                    f"(UPLOAD_MAX_CONCURRENT); retry in {self.retry_after_s:g} s"
-                )
-            self.in_use += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.in_use -= 1
+        super().__init__(limit, what="uploads", setting="UPLOAD_MAX_CONCURRENT", retry_after_s=retry_after_s)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 Parsing and chunking go through the ``parser`` port: in the DAGs, worker processes under memory,
 CPU, time and output limits (:class:`~rag.parsing.isolation.ParserPool`). A parse failure, a
-broken limit included, is permanent: the document is quarantined with the parser's reason. A
-failure of a dependency (Triton, object storage) is transient: the document goes back to
-``received`` for the next run, and after ``max_attempts`` it is quarantined with the last error.
+broken limit included, is permanent: the document is quarantined with the parser's reason. An
+outage of a dependency (Triton, PostgreSQL or object storage unavailable, overloaded or past its
+deadline) is no fault of the document: it goes back to ``received`` with its attempt given back
+(counted as an outage retry), and its :class:`Outcome` says ``outage`` so the caller can fail
+and be retried later. Any other transient error retries until ``max_attempts``, then quarantines.
 One document's failure never stops the others.
 
 ``process`` runs one document; ``process_many`` runs a batch with the same outcomes, but embeds
@@ -19,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,7 +30,14 @@ from rag.adapters.objectstore import BlobStore
 from rag.adapters.postgres.documents import MAX_ATTEMPTS, DocumentRepository
 from rag.core.chunking import ChunkingOptions
 from rag.core.documents import Chunk, DocumentStatus
-from rag.core.errors import InvalidInput, RagError
+from rag.core.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidInput,
+    Overloaded,
+    RagError,
+    Unavailable,
+)
 from rag.parsing.extraction import DocumentParser
 
 log = logging.getLogger(__name__)
@@ -39,6 +48,9 @@ Embed = Callable[[Sequence[str]], NDArray[np.float32]]
 # as concurrent requests by the Triton client, so the dynamic batcher always has work queued.
 EMBED_GROUP_CHUNKS = 128
 
+# A dependency that cannot serve now: the document is not at fault, its attempts are kept.
+OUTAGES = (Unavailable, DeadlineExceeded, Overloaded)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -48,6 +60,7 @@ class Outcome:
     reason: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     peak_rss_bytes: int | None = None  # of the parser worker, on this document
+    outage: bool = False  # back to ``received`` because a dependency was down (``reason`` says which)
 
 
 @dataclass
@@ -80,7 +93,7 @@ class Pipeline:
             return prepared
         began = time.perf_counter()
         try:
-            vectors = self.embed([c.text for c in prepared.chunks])
+            vectors = self._embed([c.text for c in prepared.chunks])
         except Exception as exc:
             return self._failed(prepared.document_id, prepared.attempt, exc, prepared.seconds)
         return self._finish(prepared, vectors, time.perf_counter() - began)
@@ -93,7 +106,9 @@ class Pipeline:
         Documents are prepared (fetched, parsed, chunked) until a group holds ``group_chunks``
         chunks; the group is embedded in one call while the next group is prepared, then each
         document of the group is written in its own transaction. A failed embedding call fails
-        only the documents of its group, each as ``process`` would (retry or quarantine).
+        only the documents of its group, each as ``process`` would (retry or quarantine). When a
+        document cannot even be read or claimed (the database is down), the ones after it are not
+        started: their outcomes are ``received`` with ``outage`` set, like its own.
         The ``embed`` seconds of an outcome are its group's embedding time shared by chunk count.
         """
         outcomes: dict[uuid.UUID, Outcome] = {}
@@ -106,8 +121,16 @@ class Pipeline:
                 chunks = [c for p in batch for c in p.chunks]
                 return batch, embedder.submit(self._embed_by_length, chunks), time.perf_counter()
 
+            not_started: Outcome | None = None
             for document_id in document_ids:
-                prepared = self._prepare(document_id)
+                try:
+                    prepared = self._prepare(document_id)
+                except OUTAGES as exc:  # reading or claiming it failed: the database is down
+                    log.warning(
+                        "documents from %s on not started, a dependency is down: %s", document_id, exc
+                    )
+                    not_started = Outcome(document_id, DocumentStatus.RECEIVED, reason=str(exc), outage=True)
+                    break
                 if isinstance(prepared, Outcome):
                     outcomes[document_id] = prepared
                     continue
@@ -121,15 +144,23 @@ class Pipeline:
                 outcomes.update(self._finish_group(*pending))
             if group:
                 outcomes.update(self._finish_group(*submit(group)))
+        if not_started is not None:  # the rest of the batch waits, untouched, for the task's retry
+            return [outcomes.get(i) or replace(not_started, document_id=i) for i in document_ids]
         return [outcomes[i] for i in document_ids]
 
     def _embed_by_length(self, chunks: Sequence[Chunk]) -> NDArray[np.float32]:
         """Embed in order of token count, so each model batch pads its texts to similar lengths."""
         order = sorted(range(len(chunks)), key=lambda i: chunks[i].token_count)
-        vectors = self.embed([chunks[i].text for i in order])
+        vectors = self._embed([chunks[i].text for i in order])
         unsorted = np.empty_like(vectors)
         unsorted[order] = vectors
         return unsorted
+
+    def _embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        try:
+            return self.embed(texts)
+        except FailedPrecondition as exc:  # the model is not loaded (yet): Triton is not ready
+            raise Unavailable(str(exc)) from None
 
     # -- steps ----------------------------------------------------------------------------------
     def _prepare(self, document_id: uuid.UUID) -> _Prepared | Outcome:
@@ -205,7 +236,14 @@ class Pipeline:
     def _failed(
         self, document_id: uuid.UUID, attempt: int, exc: Exception, timings: dict[str, float]
     ) -> Outcome:
-        """A permanent error quarantines; a transient one retries until ``max_attempts``."""
+        """A permanent error quarantines; an outage gives the attempt back (and the document is
+        claimable at once); another transient error retries until ``max_attempts``."""
+        if isinstance(exc, OUTAGES):
+            log.warning("document %s back to received, a dependency is down: %s", document_id, exc)
+            self.documents.reset_to_received(document_id, outage=str(exc))
+            return Outcome(
+                document_id, DocumentStatus.RECEIVED, reason=str(exc), seconds=timings, outage=True
+            )
         if isinstance(exc, InvalidInput):  # unreadable, or content the database refuses: permanent
             self.documents.quarantine(document_id, str(exc))
             return Outcome(document_id, DocumentStatus.QUARANTINED, reason=str(exc), seconds=timings)
@@ -222,3 +260,21 @@ class Pipeline:
         reason = f"unexpected error: {type(exc).__name__}: {exc}"
         self.documents.quarantine(document_id, reason)
         return Outcome(document_id, DocumentStatus.QUARANTINED, reason=reason, seconds=timings)
+
+
+def unfinished_report(documents: DocumentRepository, document_ids: Sequence[uuid.UUID]) -> str | None:
+    """None when every one of ``document_ids`` (what a run took on) is indexed, quarantined or
+    deleted; else a message naming each other document, its status and its last error."""
+    unfinished = documents.unfinished(document_ids)
+    if not unfinished:
+        return None
+    lines = [
+        f"{d.id} ({d.source_uri}): {d.status.value}, attempts {d.attempts}, outage retries"
+        f" {d.outage_retries}, last error: {d.error_reason or 'none recorded (still being processed?)'}"
+        for d in unfinished
+    ]
+    return (
+        f"{len(unfinished)} of {len(document_ids)} documents this run took on are not finished; they stay"
+        " claimable and the sweeper retries them (or trigger the run again once the dependency is back):\n"
+        + "\n".join(lines)
+    )

@@ -1,4 +1,7 @@
-"""``python -m rag.stack up|down|status|env|destroy``: the local stack's command line."""
+"""``python -m rag.stack up|down|status|watch|env|destroy``: the local stack's command line.
+
+``up`` starts what is down and repairs what is not ready; ``watch`` keeps doing that.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +19,16 @@ from rag.stack.stack import LocalStack
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag.stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "env", "endpoints", "memory", "destroy"])
+    parser.add_argument("command", choices=[*COMMANDS, "watch"])
     parser.add_argument("--state-dir", type=Path, help="state directory (default .rag/ or RAG_STATE_DIR)")
+    parser.add_argument("--interval", type=float, default=10.0, help="watch: seconds between checks")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         stack = LocalStack(_config_for(args.command, args.state_dir))
+        if args.command == "watch":
+            stack.watch(args.interval)
+            return 0
         return COMMANDS[args.command](stack)
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -35,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _config_for(command: str, state_dir: Path | None) -> StackConfig:
     """`up` with RAG_* overrides in the environment takes them; otherwise what `up` saved last."""
-    overrides = [k for k in os.environ if k.startswith("RAG_") and k != "RAG_STATE_DIR"]
+    fields = set(StackConfig.model_fields) - {"state_dir"}
+    overrides = [k for k in os.environ if k.startswith("RAG_") and k[4:].split("__")[0].lower() in fields]
     if command == "up" and overrides:
         return StackConfig() if state_dir is None else StackConfig(state_dir=state_dir)
     return StackConfig.load(state_dir)

@@ -51,6 +51,13 @@ class PidFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps({"pid": pid, "start_time": _start_time(pid)}))
 
+    def recorded_pid(self) -> int | None:
+        """The PID written last, whether or not that process still runs."""
+        try:
+            return int(json.loads(self.path.read_text())["pid"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
     def running_pid(self) -> int | None:
         """The PID if the recorded process is still the one we started; clears a stale file."""
         try:
@@ -58,8 +65,11 @@ class PidFile:
             pid, started = int(record["pid"]), record["start_time"]
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
-        if _start_time(pid) is None or _start_time(pid) != started:
-            self.path.unlink(missing_ok=True)
+        now = _start_time(pid)
+        if now is None or now != started:
+            # Kept while a crashed leader's group lives on: ``kill_leftovers`` needs its ID.
+            if now is not None or not _group_alive(pid):
+                self.path.unlink(missing_ok=True)
             return None
         return pid
 
@@ -150,10 +160,11 @@ def stop(pid_file: PidFile, *, sig: int = signal.SIGTERM, timeout: float = 30.0,
     ``group=False`` signals only the leader (a supervisor that stops its children in order);
     whatever of its group is left once it has exited is killed.
     """
+    left = kill_leftovers(pid_file)
     pid = pid_file.running_pid()
     if pid is None:
         pid_file.clear()
-        return False
+        return left
     with contextlib.suppress(ProcessLookupError):
         if group:
             os.killpg(pid, sig)
@@ -175,6 +186,24 @@ def stop(pid_file: PidFile, *, sig: int = signal.SIGTERM, timeout: float = 30.0,
             os.killpg(pid, signal.SIGKILL)
         _wait_gone(pid, 10.0)
     pid_file.clear()
+    return True
+
+
+def kill_leftovers(pid_file: PidFile) -> bool:
+    """Kill what is left of the process group of a crashed leader (True if anything was).
+
+    ``spawn`` made the leader a group leader, so its PID is the group's ID. While no process
+    holds that PID (the leader is gone) the kernel cannot hand it out again as long as the group
+    has members: a live group of that ID is the one we started (a Triton backend stub, the
+    api-server of a killed supervisor holding the port).
+    """
+    pgid = pid_file.recorded_pid()
+    if pgid is None or _start_time(pgid) is not None or not _group_alive(pgid):
+        return False
+    log.warning("killing processes left behind by crashed process group %s", pgid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    _wait_gone(pgid, 10.0)
     return True
 
 

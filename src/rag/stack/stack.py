@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ class LocalStack:
         return self.config.state_dir / "stack.env"
 
     def up(self) -> list[str]:
-        """Start what is not running (``up`` twice is a no-op), provision, migrate."""
+        """Start what is not running, repair what is not ready (``Component.start``), provision,
+        migrate; return the components (re)started. On a healthy stack it changes nothing."""
         self.config.save()
         started: list[str] = []
         for wave in WAVES:
@@ -66,6 +68,23 @@ class LocalStack:
                     upgrade(self.app_env()["DATABASE_URL"])
         self.write_env()
         return started
+
+    def watch(self, interval_s: float = 10.0, *, rounds: int | None = None) -> None:
+        """Keep the stack converged, like a restart policy: every ``interval_s``, if a component
+        is unhealthy, run ``up`` (which restarts or repairs it). ``rounds`` bounds the loop."""
+        done = 0
+        while rounds is None or done < rounds:
+            done += 1
+            bad = [row for row in self.status() if not row.healthy]
+            if bad:
+                log.warning("unhealthy: %s", "; ".join(f"{row.name} ({row.detail})" for row in bad))
+                try:
+                    started = self.up()
+                except (RuntimeError, TimeoutError, OSError) as exc:
+                    log.error("repair failed, trying again in %.0fs: %s", interval_s, exc)
+                else:
+                    log.warning("repaired (restarted: %s)", ", ".join(started) or "none")
+            time.sleep(interval_s)
 
     def down(self) -> list[str]:
         """Stop, in reverse order, only the processes this stack started (by PID file)."""

@@ -100,3 +100,69 @@ def test_a_source_outside_the_allowed_roots_fails_the_run_unread(
     logged = "".join(capfd.readouterr())
     assert "inside the stack's state directory" in logged and "(RAG_STATE_DIR)" in logged
     assert db.execute("SELECT count(*) FROM documents WHERE tenant = %s", (tenant,)).fetchone() == (0,)
+
+
+def test_an_outage_fails_the_run_naming_its_documents_and_keeps_their_attempts(
+    dag_env: dict[str, str],
+    tmp_path: Path,
+    db: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Triton unreachable (a closed port): each process task fails after its batch and is retried,
+    the report fails the run naming each unfinished document; a poison file is quarantined all
+    the same. More such runs than max_attempts quarantine nothing; once Triton is back the run
+    indexes them all and is green."""
+    import socket
+    from datetime import timedelta
+
+    monkeypatch.setenv("INGEST_ALLOWED_ROOTS", str(tmp_path))
+    tenant = f"dag{uuid.uuid4().hex[:8]}"
+    corpus = {f"tide{n}.txt": f"Tide {n}\n\nThe moon raises tide number {n}.".encode() for n in range(3)}
+    for name, data in {**corpus, "empty.txt": b""}.items():
+        (tmp_path / name).write_bytes(data)
+    conf = {"source": str(tmp_path), "tenant": tenant, "batch_size": 2}
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("TRITON_GRPC_URL", f"127.0.0.1:{port}")
+    monkeypatch.setenv("TRITON_TIMEOUT_S", "2")
+
+    def run() -> tuple[str, dict[str, tuple[str, int]], str]:
+        dag = load_dag("ingest_documents")
+        process = dag.task_dict["process"]
+        assert process.retries >= 3 and process.retry_exponential_backoff  # as deployed
+        process.retries, process.retry_delay = 1, timedelta(seconds=1)  # one quick retry here
+        result = dag.test(run_conf=conf)
+        tries = {(ti.task_id, str(ti.state), ti.try_number) for ti in result.get_task_instances()}
+        if str(result.state) == "failed":
+            assert ("process", "failed", 2) in tries  # Airflow retried the failed task once
+            assert ("report", "failed", 1) in tries
+        logged = "".join(capfd.readouterr())
+        return str(result.state), {k: (v[0], v[2]) for k, v in _state(db, tenant).items()}, logged
+
+    # 2 runs x 2 tries: 4 claims of each document, more than max_attempts (3). The first run
+    # takes on all 4 files, the second the 3 left received (the poison is done).
+    for taken in (4, 3):
+        state, docs, logged = run()
+        assert state == "failed"
+        assert docs["empty.txt"] == ("quarantined", 0)
+        assert all(docs[name] == ("received", 0) for name in corpus), docs
+        unfinished = db.execute(
+            "SELECT id, error_reason FROM documents WHERE tenant = %s AND status = 'received'", (tenant,)
+        ).fetchall()
+        assert len(unfinished) == len(corpus)
+        assert f"3 of {taken} documents this run took on are not finished" in logged
+        for doc_id, reason in unfinished:  # the report names each, with its status and last error
+            assert "Triton" in reason
+            assert f"{doc_id} (file://{tmp_path}/tide" in logged and "received, attempts 0" in logged
+            assert f"last error: {reason}" in logged
+    rows = db.execute(
+        "SELECT attempts, outage_retries FROM documents WHERE tenant = %s AND status = 'received'", (tenant,)
+    ).fetchall()
+    assert rows == [(0, 4)] * len(corpus)
+
+    monkeypatch.setenv("TRITON_GRPC_URL", dag_env["TRITON_GRPC_URL"])  # Triton is back
+    state, docs, _ = run()
+    assert state == "success"
+    assert docs["empty.txt"][0] == "quarantined" and all(docs[n][0] == "indexed" for n in corpus), docs

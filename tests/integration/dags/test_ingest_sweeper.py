@@ -87,3 +87,57 @@ def test_sweeper_ingests_left_received_and_retries_or_quarantines_stuck(
     db.execute("DELETE FROM documents WHERE tenant = %s", (tenant,))
     db.execute("DELETE FROM embedding_indexes WHERE model_version = %s", (retired,))
     db.commit()
+
+
+def test_an_outage_fails_the_sweeper_run_naming_its_documents_without_using_up_attempts(
+    dag_env: dict[str, str],
+    stack: LocalStack,
+    intake: Intake,
+    db: psycopg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import socket
+
+    tenant = f"sw{uuid.uuid4().hex[:8]}"
+    doc_id = intake.receive(
+        b"Left\n\nLeft received while Triton was down.", tenant=tenant, source_uri="file:///sweeper/left.txt"
+    ).document.id
+
+    def left_for_20_minutes() -> None:
+        with psycopg.connect(Postgres(stack.ctx).superuser_dsn("rag"), autocommit=True) as su:
+            su.execute("SET session_replication_role = replica")  # updated_at stays in the past
+            su.execute(
+                "UPDATE documents SET updated_at = now() - interval '20 minutes' WHERE id = %s", (doc_id,)
+            )
+
+    left_for_20_minutes()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("TRITON_GRPC_URL", f"127.0.0.1:{port}")
+    monkeypatch.setenv("TRITON_TIMEOUT_S", "2")
+    dag = load_dag("ingest_sweeper")
+    dag.task_dict["process"].retries = 0  # fail at once here
+
+    run = dag.test()
+    assert str(run.state) == "failed"
+    assert {(ti.task_id, str(ti.state)) for ti in run.get_task_instances()} >= {
+        ("process", "failed"),
+        ("report", "failed"),
+    }
+    row = db.execute(
+        "SELECT status::text, attempts, outage_retries, error_reason FROM documents WHERE id = %s", (doc_id,)
+    ).fetchone()
+    assert row is not None and row[:3] == ("received", 0, 1)  # its attempt was given back
+    logged = "".join(capfd.readouterr())
+    assert f"{doc_id} (file:///sweeper/left.txt): received, attempts 0, outage retries 1" in logged
+    assert f"last error: {row[3]}" in logged
+
+    monkeypatch.setenv("TRITON_GRPC_URL", dag_env["TRITON_GRPC_URL"])  # Triton is back
+    left_for_20_minutes()
+    load_dag("ingest_sweeper").test()
+    status = db.execute("SELECT status::text FROM documents WHERE id = %s", (doc_id,)).fetchone()
+    assert status == ("indexed",)
+    db.execute("DELETE FROM documents WHERE tenant = %s", (tenant,))
+    db.commit()

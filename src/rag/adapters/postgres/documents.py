@@ -81,6 +81,7 @@ class DocumentRecord:
     deadline_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    outage_retries: int = 0  # retries after a dependency outage; they use up no attempt
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DocumentRecord:
@@ -101,6 +102,7 @@ class DocumentRecord:
             deadline_at=row["deadline_at"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            outage_retries=row["outage_retries"],
         )
 
 
@@ -132,7 +134,8 @@ class Received:
 
 _COLUMNS = sql.SQL(
     "id, tenant, source_uri, title, content_hash, size_bytes, mime_type, status::text AS status, "
-    "error_reason, attempts, embedding_model_version, blob_key, metadata, deadline_at, created_at, updated_at"
+    "error_reason, attempts, outage_retries, embedding_model_version, blob_key, metadata, deadline_at, "
+    "created_at, updated_at"
 )
 
 
@@ -177,7 +180,7 @@ class DocumentRepository:
                     size_bytes = EXCLUDED.size_bytes, mime_type = EXCLUDED.mime_type,
                     blob_key = EXCLUDED.blob_key, metadata = EXCLUDED.metadata,
                     deadline_at = EXCLUDED.deadline_at, status = 'received',
-                    error_reason = NULL, attempts = 0, claimed_until = NULL
+                    error_reason = NULL, attempts = 0, outage_retries = 0, claimed_until = NULL
                 WHERE documents.content_hash <> EXCLUDED.content_hash
                 RETURNING {cols}
                 """).format(cols=_COLUMNS),
@@ -340,7 +343,8 @@ class DocumentRepository:
         again. Its last claim ran out with the document still ``received`` (any other failure
         quarantines it or gives the claim back), so its worker died fetching or parsing it:
         'worker died during parsing 3 times'. Attempts count every claim since the document
-        was received, retries after a transient failure included.
+        was received, retries after a transient failure included, except those that ended in a
+        dependency outage: :meth:`reset_to_received` gives such an attempt back.
         """
         with self.pool.connection() as conn:
             row = conn.execute(
@@ -373,14 +377,37 @@ class DocumentRepository:
         status, attempts, reason = row
         return Claim(quarantined=reason) if status == "quarantined" else Claim(attempt=int(attempts))
 
-    def reset_to_received(self, document_id: uuid.UUID) -> None:
-        """A retry after a transient failure starts again from ``received``, claimable at once."""
+    def reset_to_received(self, document_id: uuid.UUID, *, outage: str | None = None) -> None:
+        """A retry after a transient failure starts again from ``received``, claimable at once.
+
+        With ``outage`` (the error of a dependency that is down), the claim's attempt is given
+        back and counted in ``outage_retries`` instead: an outage never quarantines a document.
+        The error stays as the document's ``error_reason`` until it moves on.
+        """
         with self.pool.connection() as conn:
             conn.execute(
-                "UPDATE documents SET status = 'received', error_reason = NULL, claimed_until = NULL"
-                " WHERE id = %s AND status IN ('received', 'parsed', 'chunked', 'embedded')",
-                (document_id,),
+                """
+                UPDATE documents SET status = 'received', error_reason = %(outage)s, claimed_until = NULL,
+                       attempts = CASE WHEN %(outage)s::text IS NULL THEN attempts
+                                       ELSE greatest(attempts - 1, 0) END,
+                       outage_retries = outage_retries + (%(outage)s::text IS NOT NULL)::int
+                WHERE id = %(id)s AND status IN ('received', 'parsed', 'chunked', 'embedded')
+                """,
+                {"id": document_id, "outage": outage[:2000] if outage else None},
             )
+
+    def unfinished(self, document_ids: Sequence[uuid.UUID]) -> list[DocumentRecord]:
+        """Those of ``document_ids`` that are neither ``indexed`` nor ``quarantined`` (deleted
+        ones are finished), oldest first: what a run that took them on has not done."""
+        with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT {cols} FROM documents WHERE id = ANY(%s::uuid[])"
+                    " AND status NOT IN ('indexed', 'quarantined') ORDER BY created_at, id"
+                ).format(cols=_COLUMNS),
+                (list(document_ids),),
+            )
+            return [DocumentRecord.from_row(r) for r in cur.fetchall()]
 
     def write_chunks(
         self,
@@ -554,7 +581,7 @@ class DocumentRepository:
             rows = conn.execute(
                 """
                 UPDATE documents SET status = 'received', error_reason = NULL, claimed_until = NULL,
-                       attempts = 0
+                       attempts = 0, outage_retries = 0
                 WHERE status = 'indexed' AND embedding_model_version IN
                       (SELECT model_version FROM embedding_indexes WHERE status = 'retired')
                 RETURNING id

@@ -2,10 +2,25 @@
 
 Their ``connection()`` translates driver errors (:mod:`rag.adapters.postgres.errors`): every
 repository borrows its connections here, so none sees a psycopg error it did not expect.
+
+Every checkout is checked, so a restart of PostgreSQL (or a terminated backend) costs no caller
+an error once the server is back: an idle connection whose socket has something to read (the
+server's FATAL message or its close) gets psycopg_pool's ``check_connection`` round trip, and
+one that fails it makes the pool check every idle connection at once (after a restart they are
+all dead) instead of discovering them one checkout, and one growing backoff, at a time. A
+connection with nothing to read is handed out as it is: the poll (well under a microsecond)
+saves the round trip that psycopg_pool's check alone would add to every checkout. Each pool's
+backends carry ``rag-system/<pool name>`` as their ``application_name``.
+
+While PostgreSQL is down the pool retries connecting with backoff; each series of attempts
+gives up after :data:`RECONNECT_TIMEOUT_S` and the next checkout starts a new one, so the gap
+between attempts stays under that and the pool is whole again within seconds of the server's
+return (psycopg_pool's default, 300 s, let the gap grow to minutes).
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -18,9 +33,33 @@ from rag.adapters.postgres.errors import database_errors
 from rag.core.errors import Unavailable
 from rag.settings import Settings
 
+RECONNECT_TIMEOUT_S = 10.0
+
+
+def _has_news(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection is closed or its socket is readable (an error, a close)."""
+    if conn.closed:
+        return True
+    poll = select.poll()
+    poll.register(conn.fileno(), select.POLLIN)
+    return bool(poll.poll(0))
+
 
 class TranslatingPool(ConnectionPool):
-    """A :class:`ConnectionPool` whose connections raise :mod:`rag.core.errors`."""
+    """A :class:`ConnectionPool` whose connections raise :mod:`rag.core.errors` and are checked
+    on checkout (see the module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, check=self._check_on_checkout, **kwargs)
+
+    def _check_on_checkout(self, conn: psycopg.Connection[Any]) -> None:
+        if not _has_news(conn):
+            return
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            self.check()  # the others are likely dead too: replace them all now
+            raise
 
     @contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
@@ -29,7 +68,20 @@ class TranslatingPool(ConnectionPool):
 
 
 class TranslatingAsyncPool(AsyncConnectionPool):
-    """An :class:`AsyncConnectionPool` whose connections raise :mod:`rag.core.errors`."""
+    """An :class:`AsyncConnectionPool` whose connections raise :mod:`rag.core.errors` and are
+    checked on checkout (see the module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, check=self._check_on_checkout, **kwargs)
+
+    async def _check_on_checkout(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if not _has_news(conn):
+            return
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            await self.check()
+            raise
 
     @asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -38,12 +90,17 @@ class TranslatingAsyncPool(AsyncConnectionPool):
                 yield conn
 
 
-def _kwargs(settings: Settings) -> dict[str, object]:
+def _kwargs(settings: Settings, name: str) -> dict[str, object]:
     return {
         "connect_timeout": 10,
         "options": f"-c statement_timeout={settings.DATABASE_STATEMENT_TIMEOUT_MS}",
-        "application_name": "rag-system",
+        "application_name": application_name(name),
     }
+
+
+def application_name(pool_name: str) -> str:
+    """What the backends of the pool named ``pool_name`` show in ``pg_stat_activity``."""
+    return f"rag-system/{pool_name}"
 
 
 def _configure(conn: psycopg.Connection) -> None:
@@ -54,13 +111,14 @@ async def _configure_async(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
 
 
-def _sizing(settings: Settings, *, autocommit: bool = False) -> dict[str, Any]:
+def _sizing(settings: Settings, name: str, *, autocommit: bool = False) -> dict[str, Any]:
     """What both pools share: ``max_size`` = pool size + overflow, timeout, recycling."""
     return {
         "max_size": settings.DATABASE_POOL_SIZE + settings.DATABASE_POOL_MAX_OVERFLOW,
         "timeout": settings.DATABASE_POOL_TIMEOUT,
         "max_lifetime": settings.DATABASE_POOL_RECYCLE,
-        "kwargs": {**_kwargs(settings), "autocommit": autocommit},
+        "reconnect_timeout": RECONNECT_TIMEOUT_S,
+        "kwargs": {**_kwargs(settings, name), "autocommit": autocommit},
     }
 
 
@@ -78,7 +136,7 @@ def create_pool(
         configure=_configure,
         name=name,
         open=True,
-        **_sizing(settings, autocommit=autocommit),
+        **_sizing(settings, name, autocommit=autocommit),
     )
 
 
@@ -92,7 +150,7 @@ async def create_async_pool(
         configure=_configure_async,
         name=name,
         open=False,
-        **_sizing(settings),
+        **_sizing(settings, name),
     )
     try:
         await pool.open(wait=True, timeout=settings.DATABASE_POOL_TIMEOUT)

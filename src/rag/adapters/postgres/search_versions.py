@@ -7,8 +7,9 @@ Reading them takes a database round trip, which was half of a cached search's ti
 whenever they change; one LISTEN connection per process hears them. A value is kept only while
 that connection is up and was read after it started listening (an epoch counter drops a read
 that raced with a notification). When the connection drops (database restart, restore swap)
-everything kept is forgotten and every lookup reads the database until it listens again, so a
-lost connection costs speed, never correctness. ``max_age_s`` bounds how long any value lives
+everything kept is forgotten and every lookup reads the database until it listens again (the
+listener reconnects with capped backoff, :mod:`.listening`), so a lost connection costs speed,
+never correctness. ``max_age_s`` bounds how long any value lives
 even so. Without a connection string nothing is kept: every lookup reads the database.
 """
 
@@ -19,9 +20,10 @@ import contextlib
 import logging
 import time
 
-import psycopg
 from prometheus_client import Counter
 from psycopg_pool import ConnectionPool
+
+from rag.adapters.postgres.listening import Reconnects, listen
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +44,14 @@ class SearchVersions:
         conninfo: str | None = None,
         max_age_s: float = 60.0,
         reconnect_s: float = 1.0,
+        reconnect_max_s: float = 15.0,
+        application_name: str = "rag-search-versions",
     ) -> None:
         self._pool = pool
         self._conninfo = conninfo
         self._max_age_s = max_age_s
-        self._reconnect_s = reconnect_s
+        self._reconnects = Reconnects(reconnect_s, reconnect_max_s)
+        self._application_name = application_name
         self._listening = False
         self._epoch = 0
         # (active model version, cache epoch, read at)
@@ -131,18 +136,11 @@ class SearchVersions:
         assert self._conninfo is not None
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo,
-                    autocommit=True,
-                    connect_timeout=10,
-                    application_name="rag-search-versions",
-                    keepalives=1,
-                    keepalives_idle=30,
-                    keepalives_interval=10,
-                    keepalives_count=3,
+                async with await listen(
+                    self._conninfo, CHANNEL, application_name=self._application_name
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
                     self._forget(listening=True)
+                    self._reconnects.reset()
                     self._listening_event.set()
                     log.info("listening for search changes on %s", CHANNEL)
                     async for notify in conn.notifies():
@@ -154,4 +152,4 @@ class SearchVersions:
                     log.warning("search-change listener lost its connection, reading the database: %s", exc)
             self._forget(listening=False)
             self._listening_event.clear()
-            await asyncio.sleep(self._reconnect_s)
+            await asyncio.sleep(self._reconnects.next_delay())

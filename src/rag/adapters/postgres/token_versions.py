@@ -9,7 +9,8 @@ within milliseconds. After LISTEN the versions that are not 0 are read on the sa
 applied on top, keeping the larger version. Every ``reload_s`` the versions are read again
 (merged, keeping the larger: a version only falls with a restore, which drops the connection). When
 the connection drops, memory is no longer trusted: every check reads the database until it
-listens again, so a lost connection costs speed, never a revoked token getting through.
+listens again (the listener reconnects with capped backoff, :mod:`.listening`), so a lost
+connection costs speed, never a revoked token getting through.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import psycopg
 from prometheus_client import Counter
 
+from rag.adapters.postgres.listening import Reconnects, listen
 from rag.adapters.postgres.users import UserRepository
 
 log = logging.getLogger(__name__)
@@ -44,11 +46,14 @@ class TokenVersionMap:
         conninfo: str | None = None,
         reload_s: float = 300.0,
         reconnect_s: float = 1.0,
+        reconnect_max_s: float = 15.0,
+        application_name: str = "rag-token-versions",
     ) -> None:
         self._users = users
         self._conninfo = conninfo
         self._reload_s = reload_s
-        self._reconnect_s = reconnect_s
+        self._reconnects = Reconnects(reconnect_s, reconnect_max_s)
+        self._application_name = application_name
         self._listening = False
         self._versions: dict[str, int] = {}  # username -> version, only those above 0
         self._task: asyncio.Task[None] | None = None
@@ -106,22 +111,15 @@ class TokenVersionMap:
         assert self._conninfo is not None
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo,
-                    autocommit=True,
-                    connect_timeout=10,
-                    application_name="rag-token-versions",
-                    keepalives=1,
-                    keepalives_idle=30,
-                    keepalives_interval=10,
-                    keepalives_count=3,
+                async with await listen(
+                    self._conninfo, CHANNEL, application_name=self._application_name
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
                     while True:
                         await self._load(conn)
                         if not self._listening:
                             self._listening = True
                             self._listening_event.set()
+                            self._reconnects.reset()
                             log.info("listening for token version changes on %s", CHANNEL)
                         async for notify in conn.notifies(timeout=self._reload_s):
                             self._notified(notify.payload)
@@ -131,4 +129,4 @@ class TokenVersionMap:
                 if self._listening:
                     log.warning("token version listener lost its connection, reading the database: %s", exc)
             self._stop_trusting()
-            await asyncio.sleep(self._reconnect_s)
+            await asyncio.sleep(self._reconnects.next_delay())

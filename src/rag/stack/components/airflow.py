@@ -23,6 +23,30 @@ from rag.stack.secrets import read_env_file
 from rag.stack.supervise import SEPARATOR
 
 HEALTHY_PARTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+# The supervisor's four children, by a word of their command line (the api-server renames itself
+# "airflow api_server -- ...").
+PROCESSES = {
+    "api-server": ("api-server", "api_server"),
+    "scheduler": ("scheduler",),
+    "dag-processor": ("dag-processor",),
+    "triggerer": ("triggerer",),
+}
+
+
+def child_commands(pid: int) -> dict[int, str]:
+    """PID -> command line of each direct child of ``pid``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) != pid:
+                continue
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 class Airflow(Component):
@@ -30,6 +54,7 @@ class Airflow(Component):
     startup_timeout = 120.0
     stop_timeout = 45.0
     stop_group = False  # the supervisor stops the four parts; LocalExecutor workers follow them
+    repair_grace = 30.0  # the scheduler's heartbeat resumes once the metadata database is back
 
     @property
     def home(self) -> Path:
@@ -127,7 +152,23 @@ class Airflow(Component):
             argv += ([SEPARATOR] if index else []) + part
         return argv
 
+    def processes(self) -> dict[str, int]:
+        """Each of the four parts that runs now -> its PID."""
+        pid = self.running_pid()
+        children = child_commands(pid) if pid is not None else {}
+        running = {}
+        for part, words in PROCESSES.items():
+            for child, argv in children.items():
+                if any(word in argv.split() for word in words):
+                    running[part] = child
+        return running
+
     def check(self) -> str:
+        """Every part runs (the health endpoint lags a dead scheduler by its heartbeat threshold)
+        and Airflow's health endpoint reports each healthy."""
+        missing = [part for part in PROCESSES if part not in self.processes()]
+        if missing:
+            raise RuntimeError(f"not running: {', '.join(missing)}")
         response = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5)
         response.raise_for_status()
         health = response.json()

@@ -14,6 +14,7 @@ from rag.stack.secrets import read_env_file
 class Api(Component):
     name = "api"
     startup_timeout = 120.0  # SERVING needs the database, S3 and the Triton models
+    repair_grace = 30.0  # its clients reconnect within 30 s of a dependency's return
 
     def ports(self) -> dict[str, int]:
         return {"grpc": self.ctx.config.ports.grpc, "metrics": self.ctx.config.ports.metrics}

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import abc
+import logging
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.stack.config import StackConfig
-from rag.stack.process import PidFile, require_free_ports, spawn, stop, wait_until
+from rag.stack.process import PidFile, kill_leftovers, require_free_ports, spawn, stop, wait_until
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,9 @@ class Component(abc.ABC):
     stop_signal: int = signal.SIGTERM
     stop_timeout: float = 30.0
     stop_group: bool = True  # signal the whole process group (False: the leader only)
+    # How long `up` gives a running but not-ready process to become ready (a dependency that
+    # just came back) before it restarts it.
+    repair_grace: float = 20.0
 
     def __init__(self, ctx: StackContext) -> None:
         self.ctx = ctx
@@ -73,6 +81,10 @@ class Component(abc.ABC):
     @abc.abstractmethod
     def check(self) -> str:
         """Make a real call (query, request); return a short detail, raise if not ready."""
+
+    def live(self) -> None:
+        """The server answers and can be provisioned (raise if not); ``check`` by default."""
+        self.check()
 
     def env(self) -> dict[str, str]:
         return self.ctx.base_env()
@@ -94,7 +106,17 @@ class Component(abc.ABC):
         return self.pid_file.running_pid()
 
     def start(self) -> bool:
-        """Start unless already running; wait until ready. True if this call started it."""
+        """Start or repair, then wait until ready; True if this call (re)started the process.
+
+        A process that runs but does not answer within ``repair_grace`` is restarted; what a
+        crashed one left behind (its process group) is killed first. Provisioning
+        (``after_start``: databases, buckets, models) runs every time, so a restarted server
+        gets back everything it served.
+        """
+        kill_leftovers(self.pid_file)  # before running_pid() forgets a crashed leader's PID
+        if self.running_pid() is not None and not self._settles():
+            log.warning("%s runs but is not ready after %.0fs; restarting it", self.name, self.repair_grace)
+            self.stop()
         started = False
         if self.running_pid() is None:
             require_free_ports(self.name, self.ctx.host, self.ports())
@@ -108,8 +130,26 @@ class Component(abc.ABC):
                 user=self.user(),
             )
             started = True
+        self._wait(self._alive_and_live)
+        self.after_start()
+        self._wait(self._alive_and_ready)
+        return started
+
+    def _settles(self) -> bool:
+        deadline = time.monotonic() + self.repair_grace
+        while self.running_pid() is not None:
+            try:
+                self.live()
+                return True
+            except Exception:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.5)
+        return False
+
+    def _wait(self, ready: Callable[[], bool]) -> None:
         try:
-            wait_until(self._alive_and_ready, timeout=self.startup_timeout, what=self.name)
+            wait_until(ready, timeout=self.startup_timeout, what=self.name)
         except TimeoutError as exc:
             tail = self.log_tail()
             if self.running_pid() is None:
@@ -117,8 +157,12 @@ class Component(abc.ABC):
                     f"{self.name} exited during start-up; see {self.log_path}\n{tail}"
                 ) from None
             raise RuntimeError(f"{exc}; see {self.log_path}\n{tail}") from None
-        self.after_start()
-        return started
+
+    def _alive_and_live(self) -> bool:
+        if self.running_pid() is None:
+            raise RuntimeError("process exited")
+        self.live()
+        return True
 
     def _alive_and_ready(self) -> bool:
         if self.running_pid() is None:

@@ -108,34 +108,50 @@ class Triton(Component):
             "--log-verbose=0",
         ]
 
-    def _ready_models(self) -> set[str]:
+    def _ready_versions(self) -> dict[str, set[int]]:
+        """Model -> its READY versions, from Triton's repository index."""
         index = httpx.post(f"{self.http_url}/v2/repository/index", json={"ready": True}, timeout=5)
         index.raise_for_status()
-        return {m["name"] for m in index.json() if m.get("state") == "READY"}
+        ready: dict[str, set[int]] = {}
+        for entry in index.json():
+            if entry.get("state") == "READY" and str(entry.get("version", "")).isdigit():
+                ready.setdefault(entry["name"], set()).add(int(entry["version"]))
+        return ready
+
+    def wanted_versions(self) -> dict[str, int]:
+        """Each configured model and the version it must serve: the highest version folder in
+        the stack's repository (a promotion exports the next number; Triton's ``latest 1``
+        policy serves it)."""
+        wanted = {}
+        for model in self.ctx.config.models_to_load():
+            folder = self.ctx.config.model_repository / model
+            versions = folder.iterdir() if folder.is_dir() else iter(())
+            numbers = [int(p.name) for p in versions if p.is_dir() and p.name.isdigit()]
+            wanted[model] = max(numbers, default=1)
+        return wanted
+
+    def _missing(self) -> list[str]:
+        ready = self._ready_versions()
+        return [m for m, v in self.wanted_versions().items() if v not in ready.get(m, set())]
+
+    def live(self) -> None:
+        """The server answers (its models may still be missing: ``after_start`` loads them)."""
+        httpx.get(f"{self.http_url}/v2/health/live", timeout=3).raise_for_status()
 
     def check(self) -> str:
-        """Server ready and, once provisioned, every configured model READY."""
-        ready = httpx.get(f"{self.http_url}/v2/health/ready", timeout=3)
-        ready.raise_for_status()
-        loaded = self._ready_models()
-        if self._provisioned:
-            missing = [m for m in self.ctx.config.models_to_load() if m not in loaded]
-            if missing:
-                raise RuntimeError(f"models not ready: {', '.join(missing)}")
-        models = ", ".join(sorted(loaded)) if loaded else "no models loaded"
-        return f"Triton at grpc {self.endpoint()} / http {self.http_url} ({models} ready)"
-
-    @property
-    def _provisioned(self) -> bool:
-        return (self.ctx.config.state_dir / "run" / "triton.models").exists()
-
-    def stop(self) -> bool:
-        (self.ctx.config.state_dir / "run" / "triton.models").unlink(missing_ok=True)
-        return super().stop()
+        """Server ready and every configured model READY in the version it must serve."""
+        httpx.get(f"{self.http_url}/v2/health/ready", timeout=3).raise_for_status()
+        missing = self._missing()
+        if missing:
+            wanted = self.wanted_versions()
+            raise RuntimeError("models not ready: " + ", ".join(f"{m} v{wanted[m]}" for m in missing))
+        served = ", ".join(f"{m} v{v}" for m, v in sorted(self.wanted_versions().items()))
+        return f"Triton at grpc {self.endpoint()} / http {self.http_url} ({served} ready)"
 
     def after_start(self) -> None:
-        """Load the configured models through the model-control API (in parallel)."""
-        wanted = [m for m in self.ctx.config.models_to_load() if m not in self._ready_models()]
+        """Load, through the model-control API (in parallel), each configured model that is not
+        READY in the version it must serve: after a restart, every model and promoted version."""
+        wanted = self._missing()
 
         def load(model: str) -> None:
             response = httpx.post(f"{self.http_url}/v2/repository/models/{model}/load", timeout=600)
@@ -149,6 +165,3 @@ class Triton(Component):
 
         with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
             list(pool.map(load, wanted))
-        (self.ctx.config.state_dir / "run" / "triton.models").write_text(
-            ",".join(self.ctx.config.models_to_load())
-        )
