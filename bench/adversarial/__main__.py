@@ -25,6 +25,7 @@ worker over 1 GiB (or none seen), any INTERNAL or UNKNOWN in the fuzz.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 import tempfile
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         with health, workers:
             print(f"tenant {tenant}: controls ...", flush=True)
             run.send(controls, together=True)
-            with SearchLoad(searcher, poison.CONTROL_QUERIES) as search:
+            renew = functools.partial(target.client, tenant, timeout_s=60)
+            with SearchLoad(searcher, poison.CONTROL_QUERIES, renew=renew) as search:
                 print("poison ...", flush=True)
                 poisoned = run.send(samples)
                 print("control after the poison ...", flush=True)

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
@@ -129,10 +129,18 @@ class SearchLoad(_Loop):
     """Hybrid top-5 searches by ``client``, at most one per ``interval_s``; new letter case each time,
     so the result cache does not answer them."""
 
-    def __init__(self, client: RagClient, queries: Sequence[str], *, interval_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        client: RagClient,
+        queries: Sequence[str],
+        *,
+        interval_s: float = 0.1,
+        renew: Callable[[], RagClient] | None = None,
+    ) -> None:
         super().__init__()
         self.interval_s = interval_s
         self._client = client
+        self._renew = renew  # a client with a fresh token, once the access token has expired
         self._queries = list(queries)
         self._rng = random.Random(7)
         self.seconds: list[float] = []
@@ -144,7 +152,11 @@ class SearchLoad(_Loop):
         try:
             self._client.search(query, top_k=5, mode="hybrid")
         except grpc.RpcError as exc:
-            self.errors[cast(grpc.Call, exc).code().name] += 1
+            code = cast(grpc.Call, exc).code()
+            self.errors[code.name] += 1
+            if code == grpc.StatusCode.UNAUTHENTICATED and self._renew is not None:
+                self._client.close()
+                self._client = self._renew()
             return
         self.seconds.append(time.perf_counter() - began)
 
