@@ -59,19 +59,23 @@ class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):  # type: ignore[misc
         return wrap_handler(handler, scope)
 
 
+def handler_parts(handler: grpc.RpcMethodHandler) -> tuple[Callable[..., grpc.RpcMethodHandler], Behavior]:
+    """The factory that builds a handler of ``handler``'s kind, and its behaviour."""
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler, handler.stream_stream
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler, handler.stream_unary
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler, handler.unary_stream
+    return grpc.unary_unary_rpc_method_handler, handler.unary_unary
+
+
 def wrap_handler(
     handler: grpc.RpcMethodHandler,
     scope: Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]],
 ) -> grpc.RpcMethodHandler:
     """``handler`` with its behaviour run inside ``scope(context)``."""
-    if handler.request_streaming and handler.response_streaming:
-        factory, inner = grpc.stream_stream_rpc_method_handler, handler.stream_stream
-    elif handler.request_streaming:
-        factory, inner = grpc.stream_unary_rpc_method_handler, handler.stream_unary
-    elif handler.response_streaming:
-        factory, inner = grpc.unary_stream_rpc_method_handler, handler.unary_stream
-    else:
-        factory, inner = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+    factory, inner = handler_parts(handler)
     if not handler.response_streaming:
         behavior = _unary_response(inner, scope)
     elif inspect.isasyncgenfunction(inner):

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from grpc_services.interceptors.base import Behavior
+from grpc_services.interceptors.base import Behavior, handler_parts
 from grpc_services.validation import lenient_deserializer, validate
 
 
@@ -34,14 +34,7 @@ class ValidationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 def validating_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """``handler`` with every request message validated and a lenient deserializer."""
-    if handler.request_streaming and handler.response_streaming:
-        factory, inner = grpc.stream_stream_rpc_method_handler, handler.stream_stream
-    elif handler.request_streaming:
-        factory, inner = grpc.stream_unary_rpc_method_handler, handler.stream_unary
-    elif handler.response_streaming:
-        factory, inner = grpc.unary_stream_rpc_method_handler, handler.unary_stream
-    else:
-        factory, inner = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+    factory, inner = handler_parts(handler)
     check: Callable[[Any], Any] = _CheckedStream if handler.request_streaming else _checked
     if inspect.isasyncgenfunction(inner):
         behavior = _generator(inner, check)

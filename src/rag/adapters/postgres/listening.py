@@ -8,7 +8,10 @@ a peer that vanished without closing the socket.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+from abc import ABC, abstractmethod
 from typing import Any
 
 import psycopg
@@ -51,3 +54,48 @@ async def listen(conninfo: str, channel: str, *, application_name: str) -> psyco
         await conn.close()
         raise
     return conn
+
+
+class Listener(ABC):
+    """The background task of a mirror: :meth:`_listen` keeps the LISTEN connection (re-opening it
+    after :class:`Reconnects` delays), ``listening`` says whether memory can be trusted now."""
+
+    task_name = "listener"
+
+    def __init__(
+        self, conninfo: str | None, *, application_name: str, reconnect_s: float, reconnect_max_s: float
+    ) -> None:
+        self._conninfo = conninfo
+        self._application_name = application_name
+        self._reconnects = Reconnects(reconnect_s, reconnect_max_s)
+        self._listening = False
+        self._task: asyncio.Task[None] | None = None
+        self._listening_event = asyncio.Event()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    async def start(self, *, wait_s: float = 5.0) -> None:
+        """Start listening (in the background); wait up to ``wait_s`` until it first listens."""
+        if self._conninfo is None or self._task is not None:
+            return
+        self._task = asyncio.create_task(self._listen(), name=self.task_name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening_event.wait(), wait_s)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._stopped()
+
+    @abstractmethod
+    async def _listen(self) -> None:
+        """Listen until cancelled, re-opening the connection after any loss."""
+
+    @abstractmethod
+    def _stopped(self) -> None:
+        """Stop trusting memory (the listener is closed)."""

@@ -16,14 +16,13 @@ even so. Without a connection string nothing is kept: every lookup reads the dat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
 from prometheus_client import Counter
 from psycopg_pool import ConnectionPool
 
-from rag.adapters.postgres.listening import Reconnects, listen
+from rag.adapters.postgres.listening import Listener, listen
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,9 @@ LOOKUPS = Counter(
 )
 
 
-class SearchVersions:
+class SearchVersions(Listener):
+    task_name = "search-versions-listener"
+
     def __init__(
         self,
         pool: ConnectionPool,
@@ -47,37 +48,20 @@ class SearchVersions:
         reconnect_max_s: float = 15.0,
         application_name: str = "rag-search-versions",
     ) -> None:
+        super().__init__(
+            conninfo,
+            application_name=application_name,
+            reconnect_s=reconnect_s,
+            reconnect_max_s=reconnect_max_s,
+        )
         self._pool = pool
-        self._conninfo = conninfo
         self._max_age_s = max_age_s
-        self._reconnects = Reconnects(reconnect_s, reconnect_max_s)
-        self._application_name = application_name
-        self._listening = False
         self._epoch = 0
         # (active model version, cache epoch, read at)
         self._index: tuple[str | None, str, float] | None = None
         self._tenants: dict[str, tuple[int, float]] = {}  # tenant -> (generation, read at)
-        self._task: asyncio.Task[None] | None = None
-        self._listening_event = asyncio.Event()
 
-    @property
-    def listening(self) -> bool:
-        return self._listening
-
-    async def start(self, *, wait_s: float = 5.0) -> None:
-        """Start listening (in the background); wait up to ``wait_s`` for the first LISTEN."""
-        if self._conninfo is None or self._task is not None:
-            return
-        self._task = asyncio.create_task(self._listen(), name="search-versions-listener")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening_event.wait(), wait_s)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def _stopped(self) -> None:
         self._forget(listening=False)
 
     async def current(self, tenant: str) -> tuple[str | None, int, str]:

@@ -16,14 +16,13 @@ connection costs speed, never a revoked token getting through.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import psycopg
 from prometheus_client import Counter
 
-from rag.adapters.postgres.listening import Reconnects, listen
+from rag.adapters.postgres.listening import Listener, listen
 from rag.adapters.postgres.users import UserRepository
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,9 @@ LOOKUPS = Counter(
 )
 
 
-class TokenVersionMap:
+class TokenVersionMap(Listener):
+    task_name = "token-versions-listener"
+
     def __init__(
         self,
         users: UserRepository,
@@ -49,34 +50,17 @@ class TokenVersionMap:
         reconnect_max_s: float = 15.0,
         application_name: str = "rag-token-versions",
     ) -> None:
+        super().__init__(
+            conninfo,
+            application_name=application_name,
+            reconnect_s=reconnect_s,
+            reconnect_max_s=reconnect_max_s,
+        )
         self._users = users
-        self._conninfo = conninfo
         self._reload_s = reload_s
-        self._reconnects = Reconnects(reconnect_s, reconnect_max_s)
-        self._application_name = application_name
-        self._listening = False
         self._versions: dict[str, int] = {}  # username -> version, only those above 0
-        self._task: asyncio.Task[None] | None = None
-        self._listening_event = asyncio.Event()
 
-    @property
-    def listening(self) -> bool:
-        return self._listening
-
-    async def start(self, *, wait_s: float = 5.0) -> None:
-        """Start listening (in the background); wait up to ``wait_s`` for the versions to load."""
-        if self._conninfo is None or self._task is not None:
-            return
-        self._task = asyncio.create_task(self._listen(), name="token-versions-listener")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening_event.wait(), wait_s)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    def _stopped(self) -> None:
         self._stop_trusting()
 
     async def current(self, username: str) -> int:
