@@ -83,6 +83,7 @@ class Run:
         self.uploads: list[Upload] = []
         self.windows: dict[str, Window] = {}
         self.documents: dict[str, document_pb2.Document] = {}
+        self.marks: list[tuple[float, str]] = []  # (epoch seconds, what started then)
 
     def _seen_terminal(self, document: document_pb2.Document) -> None:
         window = self.windows.get(document.id)
@@ -90,6 +91,7 @@ class Run:
             window.end = time.monotonic()
 
     def _one(self, sample: poison.Sample, *, wait: bool) -> Upload:
+        self.marks.append((time.time(), sample.kind.name))
         result = upload(self.client, sample)
         print(f"  {sample.kind.name}: {_uploaded(result)}", flush=True)
         if result.document_id is not None:
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
                 fuzzed = None
                 if args.fuzz_examples > 0:
                     print(f"fuzzing every RPC, {args.fuzz_examples} requests ...", flush=True)
+                    run.marks.append((time.time(), "fuzz"))
                     fuzzed = run_fuzz(target, args.fuzz_examples)
         client.close()
         searcher.close()
@@ -255,8 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     control_outcomes = [
         outcome(u, run.documents) for u in run.uploads if u.sample.kind.expect.outcome == "indexed"
     ]
+    slowest = health.slowest(run.marks)
     code = _report(
-        args, target, tenant, outcomes, control_outcomes, peaks, workers, health, search, fuzzed, corpus_s
+        args,
+        target,
+        tenant,
+        outcomes,
+        control_outcomes,
+        peaks,
+        workers,
+        health,
+        search,
+        fuzzed,
+        corpus_s,
+        slowest,
     )
     if not args.keep:  # after the report: a failed clean-up never loses the run's numbers
         for owner in [tenant] + ([fuzzed["tenant"]] if fuzzed else []):
@@ -290,6 +305,7 @@ def _report(
     search: SearchLoad,
     fuzzed: dict[str, Any] | None,
     corpus_s: float,
+    slowest: list[dict[str, Any]],
 ) -> int:
     rows = [
         [*row, _peak_cell(peaks.get(o.document_id or ""))]
@@ -314,6 +330,8 @@ def _report(
         f"health ({hl.count} checks every 100 ms): p50 {hl.p50_ms:.1f} ms, p99 {hl.p99_ms:.1f} ms,"
         f" max {hl.max_ms:.1f} ms; answers {dict(health.answers)}"
     )
+    worst = ", ".join(f"{row['ms']:.0f} ms ({row['during']})" for row in slowest[:5])
+    print(f"slowest health checks: {worst}")
     print(
         f"search ({sl.count} hybrid searches answered): p50 {sl.p50_ms:.1f} ms, p99 {sl.p99_ms:.1f} ms,"
         f" max {sl.max_ms:.1f} ms; errors {dict(search.errors) or 0}"
@@ -399,7 +417,7 @@ def _report(
                 for o in outcomes
             ],
             "controls": [asdict(o) | {"expect": str(o.expect)} for o in controls],
-            "health": asdict(hl) | {"answers": dict(health.answers)},
+            "health": asdict(hl) | {"answers": dict(health.answers), "slowest": slowest},
             "search": asdict(sl) | {"errors": dict(search.errors)},
             "workers": {"pattern": args.worker_pattern, "processes": len(pids), "peak_rss_bytes": overall},
             "non_terminal": [o.kind for o in non_terminal],

@@ -1,6 +1,7 @@
 """What the stack does while the poison is processed: health, search, and parser-worker memory.
 
-Each probe is a background thread, started and stopped with ``with``:
+Each probe runs in the background (a thread; the health probe a process), started and stopped
+with ``with``:
 
 - :class:`HealthProbe` calls ``grpc.health.v1.Health/Check`` every 100 ms on its own channel and
   keeps each call's latency and answer (a stalled event loop shows as a slow or failed check);
@@ -12,6 +13,7 @@ Each probe is a background thread, started and stopped with ``with``:
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import re
@@ -86,35 +88,65 @@ class Latencies:
         return cls(len(ordered), rank(0.50), rank(0.99), ordered[-1] * 1000)
 
 
-class HealthProbe(_Loop):
-    """``Health/Check`` of ``service`` ("" is the whole server) every ``interval_s``."""
+def _check_health(
+    address: str, service: str, interval_s: float, timeout_s: float, stop: Any, results: Any
+) -> None:
+    """The health probe's loop, in a process of its own (see :class:`HealthProbe`)."""
+    seconds: list[float] = []
+    at: list[float] = []
+    answers: Counter[str] = Counter()
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        due = time.monotonic()
+        while not stop.is_set():
+            at.append(time.time())
+            began = time.perf_counter()
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+                answer = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                answer = f"failed: {cast(grpc.Call, exc).code().name}"
+            seconds.append(time.perf_counter() - began)
+            answers[answer] += 1
+            due = max(due + interval_s, time.monotonic())
+            stop.wait(max(0.0, due - time.monotonic()))
+    results.send((seconds, at, dict(answers)))
+
+
+class HealthProbe:
+    """``Health/Check`` of ``service`` ("" is the whole server) every ``interval_s``.
+
+    It runs in a process of its own: in this one the fuzz generates requests and the other
+    probes run, and their hold on the interpreter lock would show as health latency that the
+    server never had.
+    """
 
     def __init__(
         self, address: str, *, service: str = "", interval_s: float = 0.1, timeout_s: float = 30.0
     ) -> None:
-        super().__init__()
-        self.interval_s = interval_s
-        self._service = service
-        self._timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address)
-        self._stub = health_pb2_grpc.HealthStub(self._channel)
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._results, sender = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_check_health,
+            args=(address, service, interval_s, timeout_s, self._stop, sender),
+            name="health-probe",
+            daemon=True,
+        )
         self.seconds: list[float] = []
+        self.at: list[float] = []  # when each check was sent (epoch seconds)
         self.answers: Counter[str] = Counter()  # SERVING, NOT_SERVING, or "failed: <code>"
 
-    def tick(self) -> None:
-        began = time.perf_counter()
-        try:
-            reply = self._stub.Check(
-                health_pb2.HealthCheckRequest(service=self._service), timeout=self._timeout_s
-            )
-            answer = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        except grpc.RpcError as exc:
-            answer = f"failed: {cast(grpc.Call, exc).code().name}"
-        self.seconds.append(time.perf_counter() - began)
-        self.answers[answer] += 1
+    def __enter__(self) -> Self:
+        self._process.start()
+        return self
 
-    def close(self) -> None:
-        self._channel.close()
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._results.poll(120):
+            seconds, at, answers = self._results.recv()
+            self.seconds, self.at, self.answers = list(seconds), list(at), Counter(answers)
+        self._process.join(timeout=30)
 
     @property
     def latency(self) -> Latencies:
@@ -123,6 +155,16 @@ class HealthProbe(_Loop):
     @property
     def always_serving(self) -> bool:
         return set(self.answers) == {SERVING}
+
+    def slowest(self, marks: Sequence[tuple[float, str]], n: int = 10) -> list[dict[str, Any]]:
+        """The ``n`` slowest checks, each with the phase it fell in: the last of ``marks``
+        (epoch seconds, label: what the run started then) before it was sent."""
+        ordered = sorted(marks)
+        rows = []
+        for seconds, at in sorted(zip(self.seconds, self.at, strict=True), reverse=True)[:n]:
+            during = [label for began, label in ordered if began <= at]
+            rows.append({"ms": seconds * 1000, "at": at, "during": during[-1] if during else "start"})
+        return rows
 
 
 class SearchLoad(_Loop):

@@ -10,6 +10,7 @@ miss); once it is back, the next call of the same client object succeeds.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,12 @@ import pytest
 
 from rag.adapters.cache import CachePolicy, TieredCache
 from rag.adapters.objectstore import ATTEMPTS, BlobStore
-from rag.adapters.postgres.pool import application_name, create_async_pool, create_pool
+from rag.adapters.postgres.pool import (
+    UNREACHABLE_WAIT_S,
+    application_name,
+    create_async_pool,
+    create_pool,
+)
 from rag.adapters.postgres.search_versions import SearchVersions
 from rag.adapters.postgres.token_versions import TokenVersionMap
 from rag.adapters.postgres.users import UserRepository
@@ -101,21 +107,72 @@ def test_an_async_pool_replaces_every_connection_the_server_terminated(settings:
 def test_a_pool_answers_unavailable_while_the_server_is_down_and_heals_once_it_is_back(
     settings: Settings,
 ) -> None:
+    """The pool timeout stays at its default (30 s): a checkout while the server is down ends in
+    Unavailable after about UNREACHABLE_WAIT_S, long before it."""
     parts = urlsplit(settings.DATABASE_URL)
     assert parts.hostname is not None and parts.port is not None
     with TcpProxy(parts.hostname, parts.port) as proxy:
         through = settings.model_copy(
-            update={"DATABASE_URL": proxied(settings.DATABASE_URL, proxy), "DATABASE_POOL_TIMEOUT": 3.0}
+            update={"DATABASE_URL": proxied(settings.DATABASE_URL, proxy), "DATABASE_POOL_TIMEOUT": 30.0}
         )
         with create_pool(through, min_size=POOL_SIZE, name=f"recovery-{uuid.uuid4().hex[:8]}") as pool:
             pool.wait(timeout=30)
             proxy.stop()  # killed: every connection reset, new ones refused
-            with pytest.raises(Unavailable), pool.connection() as conn:
-                conn.execute("SELECT 1")
-            proxy.start()  # back: the next calls wait for the pool to reconnect (seconds), then succeed
+            for _ in range(3):  # the first checkout meets a dead connection, the next ones none
+                started = time.monotonic()
+                with pytest.raises(Unavailable), pool.connection() as conn:
+                    conn.execute("SELECT 1")
+                assert time.monotonic() - started < through.DATABASE_POOL_TIMEOUT / 3
+            proxy.start()  # back: the next checkout connects and goes through
             for _ in range(POOL_SIZE):
-                with pool.connection(timeout=30) as conn:
+                with pool.connection() as conn:
                     assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_an_async_pool_answers_unavailable_while_the_server_is_down(settings: Settings) -> None:
+    parts = urlsplit(settings.DATABASE_URL)
+    assert parts.hostname is not None and parts.port is not None
+
+    async def go(proxy: TcpProxy, through: Settings) -> None:
+        pool = await create_async_pool(through, min_size=POOL_SIZE, name=f"recovery-{uuid.uuid4().hex[:8]}")
+        try:
+            await pool.wait(timeout=30)
+            proxy.stop()
+            for _ in range(3):
+                started = time.monotonic()
+                with pytest.raises(Unavailable):
+                    async with pool.connection() as conn:
+                        await conn.execute("SELECT 1")
+                assert time.monotonic() - started < through.DATABASE_POOL_TIMEOUT / 3
+            proxy.start()
+            async with pool.connection() as conn:
+                assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
+        finally:
+            await pool.close()
+
+    with TcpProxy(parts.hostname, parts.port) as proxy:
+        through = settings.model_copy(
+            update={"DATABASE_URL": proxied(settings.DATABASE_URL, proxy), "DATABASE_POOL_TIMEOUT": 30.0}
+        )
+        asyncio.run(go(proxy, through))
+
+
+def test_a_busy_pool_with_the_server_up_still_waits_its_whole_timeout(settings: Settings) -> None:
+    """Only a server known to be down shortens the wait: a checkout queued behind a connection
+    that is lent for longer than UNREACHABLE_WAIT_S gets it when it comes back."""
+    one = settings.model_copy(
+        update={"DATABASE_POOL_SIZE": 1, "DATABASE_POOL_MAX_OVERFLOW": 0, "DATABASE_POOL_TIMEOUT": 30.0}
+    )
+    with create_pool(one, min_size=1, name=f"recovery-{uuid.uuid4().hex[:8]}") as pool:
+        pool.wait(timeout=30)
+        lent = pool.getconn()
+        timer = threading.Timer(UNREACHABLE_WAIT_S * 2, pool.putconn, args=(lent,))
+        timer.start()
+        try:
+            with pool.connection() as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+        finally:
+            timer.join()
 
 
 # -- LISTEN connections -----------------------------------------------------------------------

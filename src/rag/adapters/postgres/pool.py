@@ -16,12 +16,19 @@ While PostgreSQL is down the pool retries connecting with backoff; each series o
 gives up after :data:`RECONNECT_TIMEOUT_S` and the next checkout starts a new one, so the gap
 between attempts stays under that and the pool is whole again within seconds of the server's
 return (psycopg_pool's default, 300 s, let the gap grow to minutes).
+
+A checkout waits at most :data:`UNREACHABLE_WAIT_S` while the pool knows the server is down
+(its last connection attempt failed, or a pooled connection failed its check, and none has
+connected since), so an RPC that needs PostgreSQL answers UNAVAILABLE in about that long instead
+of holding its caller for the whole ``DATABASE_POOL_TIMEOUT``. A pool that is merely busy (every
+connection lent, the server up) still waits the whole timeout. Each checkout also asks the pool
+to grow, so the first one after the server's return connects and goes through.
 """
 
 from __future__ import annotations
 
 import select
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
@@ -34,6 +41,31 @@ from rag.core.errors import Unavailable
 from rag.settings import Settings
 
 RECONNECT_TIMEOUT_S = 10.0
+UNREACHABLE_WAIT_S = 2.0
+
+
+class _Reachability:
+    """What a pool last learned of its server (see the module doc): down after a failed
+    connection attempt (psycopg_pool counts them in its ``connections_errors`` statistic) or a
+    failed check, up again once a new connection is configured."""
+
+    def __init__(self) -> None:
+        self._lost = False
+        self._errors_when_up = 0
+
+    def connected(self, errors: int) -> None:
+        self._lost = False
+        self._errors_when_up = errors
+
+    def lost(self) -> None:
+        self._lost = True
+
+    def down(self, errors: int) -> bool:
+        return self._lost or errors > self._errors_when_up
+
+
+def _first_wait(budget: float) -> float:
+    return min(budget, UNREACHABLE_WAIT_S)
 
 
 def _has_news(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
@@ -49,8 +81,33 @@ class TranslatingPool(ConnectionPool):
     """A :class:`ConnectionPool` whose connections raise :mod:`rag.core.errors` and are checked
     on checkout (see the module doc)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, check=self._check_on_checkout, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        configure: Callable[[psycopg.Connection[Any]], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._reachability = _Reachability()
+
+        def configured(conn: psycopg.Connection[Any]) -> None:
+            if configure is not None:
+                configure(conn)
+            self._reachability.connected(self._connection_errors())
+
+        super().__init__(*args, check=self._check_on_checkout, configure=configured, **kwargs)
+
+    def _connection_errors(self) -> int:
+        return self.get_stats().get("connections_errors", 0)
+
+    def getconn(self, timeout: float | None = None) -> psycopg.Connection[Any]:
+        budget = self.timeout if timeout is None else timeout
+        first = _first_wait(budget)
+        try:
+            return super().getconn(first)
+        except PoolTimeout:
+            if first >= budget or self._reachability.down(self._connection_errors()):
+                raise
+        return super().getconn(budget - first)
 
     def _check_on_checkout(self, conn: psycopg.Connection[Any]) -> None:
         if not _has_news(conn):
@@ -58,6 +115,7 @@ class TranslatingPool(ConnectionPool):
         try:
             ConnectionPool.check_connection(conn)
         except psycopg.Error:
+            self._reachability.lost()
             self.check()  # the others are likely dead too: replace them all now
             raise
 
@@ -71,8 +129,33 @@ class TranslatingAsyncPool(AsyncConnectionPool):
     """An :class:`AsyncConnectionPool` whose connections raise :mod:`rag.core.errors` and are
     checked on checkout (see the module doc)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, check=self._check_on_checkout, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._reachability = _Reachability()
+
+        async def configured(conn: psycopg.AsyncConnection[Any]) -> None:
+            if configure is not None:
+                await configure(conn)
+            self._reachability.connected(self._connection_errors())
+
+        super().__init__(*args, check=self._check_on_checkout, configure=configured, **kwargs)
+
+    def _connection_errors(self) -> int:
+        return self.get_stats().get("connections_errors", 0)
+
+    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
+        budget = self.timeout if timeout is None else timeout
+        first = _first_wait(budget)
+        try:
+            return await super().getconn(first)
+        except PoolTimeout:
+            if first >= budget or self._reachability.down(self._connection_errors()):
+                raise
+        return await super().getconn(budget - first)
 
     async def _check_on_checkout(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if not _has_news(conn):
@@ -80,6 +163,7 @@ class TranslatingAsyncPool(AsyncConnectionPool):
         try:
             await AsyncConnectionPool.check_connection(conn)
         except psycopg.Error:
+            self._reachability.lost()
             await self.check()
             raise
 
