@@ -36,6 +36,7 @@ from grpc_services.interceptors.request_id import RequestIdInterceptor
 from grpc_services.interceptors.telemetry import TelemetryInterceptor
 from grpc_services.interceptors.validation import ValidationInterceptor
 from grpc_services.logs import configure_logging
+from grpc_services.loop_lag import LoopLag
 from grpc_services.metrics import GrpcMetrics, MetricsHttpServer, metrics_app
 from grpc_services.permissions import check_covered
 from rag.core.authentication import AccessTokens, TokenCodec, TokenVersions
@@ -103,6 +104,7 @@ class RagServer:
         self.admission = admission
         self._metrics_address = metrics_address
         self._metrics_http: MetricsHttpServer | None = None
+        self.loop_lag = LoopLag(metrics.loop_lag)
 
     @property
     def metrics_port(self) -> int | None:
@@ -111,6 +113,7 @@ class RagServer:
 
     async def start(self) -> None:
         await self.health.start()  # NOT_SERVING before the first call can arrive
+        await self.loop_lag.start()
         await self.grpc_server.start()
         if self._metrics_address is not None:
             host, port = self._metrics_address
@@ -131,6 +134,7 @@ class RagServer:
         if self._metrics_http is not None:
             self._metrics_http.stop()
             self._metrics_http = None
+        await self.loop_lag.stop()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
