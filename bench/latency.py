@@ -64,7 +64,7 @@ async def load(
     errors = 0
     run = uuid.uuid4().hex[:8]
     async with grpc.aio.insecure_channel(target.grpc_address) as channel:
-        stub = cast(Any, search_pb2_grpc.SearchServiceStub(channel))  # type: ignore[no-untyped-call]
+        stub = cast(Any, search_pb2_grpc.SearchServiceStub(channel))
 
         async def client(n: int) -> None:
             nonlocal errors

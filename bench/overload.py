@@ -180,7 +180,7 @@ class Searcher:
         (or for ``seconds``); a refused client waits the retry hint (x1-1.5, against herds)."""
         out = Outcomes()
         async with grpc.aio.insecure_channel(self.address) as channel:
-            stub = cast(Any, search_pb2_grpc.SearchServiceStub(channel))  # type: ignore[no-untyped-call]
+            stub = cast(Any, search_pb2_grpc.SearchServiceStub(channel))
             left = requests
             until = time.perf_counter() + seconds if seconds is not None else None
 
@@ -200,7 +200,7 @@ class Searcher:
         """``rate`` requests/s for ``seconds``, each sent on schedule whatever came back."""
         out = Outcomes()
         async with grpc.aio.insecure_channel(self.address) as channel:
-            stub = cast(Any, search_pb2_grpc.SearchServiceStub(channel))  # type: ignore[no-untyped-call]
+            stub = cast(Any, search_pb2_grpc.SearchServiceStub(channel))
             tasks: list[asyncio.Task[float]] = []
             began = time.perf_counter()
             for i in range(int(rate * seconds)):

@@ -16,7 +16,8 @@ DOC = """
 ### Ingest documents
 
 Reads every file under **source** (a local path on the workers, or `s3://bucket/prefix`), or the
-**document_ids** an upload recorded, and takes each document through
+**document_ids** an upload recorded (give one of the two, or both; a run with neither fails at
+once), and takes each document through
 `received -> parsed -> chunked -> embedded -> indexed`. A file that cannot be parsed is
 **quarantined with its reason**; one bad file never fails the run.
 
@@ -55,21 +56,23 @@ TENANT_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
         execution_timeout=timedelta(hours=2),
     ),
     params={
+        # Source or document ids: either one is enough, so neither is required (a type without
+        # "null" is a required field in the trigger form); `receive` refuses a run with neither.
         "source": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Source",
             description=(
                 "A local path on the workers under INGEST_ALLOWED_ROOTS, or s3://bucket/prefix in "
-                "INGEST_ALLOWED_BUCKETS; empty with document_ids."
+                "INGEST_ALLOWED_BUCKETS. Give this or Document ids."
             ),
         ),
         "document_ids": Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string", "format": "uuid"},
             title="Document ids",
-            description="Documents already received (e.g. by the gRPC Upload) to process.",
+            description="Documents already received (e.g. by the gRPC Upload). Give these or Source.",
         ),
         "tenant": Param("default", type="string", pattern=TENANT_PATTERN, title="Tenant"),
         "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
@@ -102,15 +105,20 @@ def ingest_documents() -> None:
         from rag.ingestion.sources import SourcePolicy, receive_source
 
         assert params is not None
-        tenant = params["tenant"]
+        tenant, source, document_ids = params["tenant"], params["source"], params["document_ids"] or []
+        if not source and not document_ids:  # the Params cannot say "one of the two"
+            raise AirflowFailException(
+                "nothing to ingest: give source (a folder under INGEST_ALLOWED_ROOTS or "
+                "s3://bucket/prefix) or document_ids (documents already received)"
+            )
         with RagHook() as hook:
             documents = hook.intake().documents
-            pending = [str(i) for i in documents.pending(tenant=tenant, ids=params["document_ids"])]
-            if params["source"]:
+            pending = [str(i) for i in documents.pending(tenant=tenant, ids=document_ids)]
+            if source:
                 try:
                     report = receive_source(
                         hook.intake(),
-                        params["source"],
+                        source,
                         tenant=tenant,
                         delete_missing=params["delete_missing"],
                         policy=SourcePolicy.from_settings(hook.settings),
@@ -119,7 +127,7 @@ def ingest_documents() -> None:
                     raise AirflowFailException(str(exc)) from None
                 log.info(
                     "source %s: %d new or changed, %d unchanged, %d deleted, %d unreadable",
-                    params["source"],
+                    source,
                     len(report.pending),
                     report.unchanged,
                     len(report.deleted),

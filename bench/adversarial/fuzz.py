@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import message_factory
@@ -320,7 +320,10 @@ def _kwargs(draw: st.DrawFn, descriptor: Descriptor, depth: int = 0, hostile: bo
 
 
 def _message(rpc: Rpc, *, hostile: bool) -> st.SearchStrategy[bytes]:
-    return _kwargs(rpc.request.DESCRIPTOR, 0, hostile).map(lambda kwargs: _serialize(rpc, kwargs))
+    # The stubs also allow upb's Descriptor type; at run time both are protobuf descriptors.
+    return _kwargs(cast(Descriptor, rpc.request.DESCRIPTOR), 0, hostile).map(
+        lambda kwargs: _serialize(rpc, kwargs)
+    )
 
 
 def _serialize(rpc: Rpc, kwargs: dict[str, Any]) -> bytes:
@@ -396,7 +399,7 @@ def _request(rpc: Rpc) -> st.SearchStrategy[bytes]:
 
 def _upload(rpc: Rpc) -> st.SearchStrategy[list[bytes]]:
     body = st.lists(_words(1000), min_size=1, max_size=3)
-    well_formed = st.tuples(_kwargs(document_pb2.UploadMetadata.DESCRIPTOR), body).map(
+    well_formed = st.tuples(_kwargs(cast(Descriptor, document_pb2.UploadMetadata.DESCRIPTOR)), body).map(
         lambda pair: [
             document_pb2.UploadRequest(metadata=document_pb2.UploadMetadata(**pair[0])).SerializeToString(),
             *(document_pb2.UploadRequest(chunk=text.encode()).SerializeToString() for text in pair[1]),
@@ -478,16 +481,15 @@ def _call(
     """The status name and details of one call (requests and responses stay raw bytes)."""
     try:
         if rpc.client_streaming:
-            upload = channel.stream_unary(rpc.path)
-            upload(iter(request), metadata=metadata, timeout=timeout_s)
+            channel.stream_unary(rpc.path)(iter(request), metadata=tuple(metadata), timeout=timeout_s)
         elif rpc.server_streaming:
             stream: Iterator[Any] = channel.unary_stream(rpc.path)(
-                request, metadata=metadata, timeout=timeout_s
+                request, metadata=tuple(metadata), timeout=timeout_s
             )
             for _ in stream:
                 pass
         else:
-            channel.unary_unary(rpc.path)(request, metadata=metadata, timeout=timeout_s)
+            channel.unary_unary(rpc.path)(request, metadata=tuple(metadata), timeout=timeout_s)
     except grpc.RpcError as exc:
         return exc.code().name, exc.details() or ""
     return "OK", ""

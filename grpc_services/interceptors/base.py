@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,50 +30,58 @@ class Call:
     method: str
     # Invocation metadata with lower-case keys (the last value wins for repeated keys).
     metadata: Mapping[str, str | bytes]
-    context: grpc.aio.ServicerContext
+    context: grpc.aio.ServicerContext[Any, Any]
 
     @property
     def service(self) -> str:
         return self.method.lstrip("/").partition("/")[0]
 
 
-class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):  # type: ignore[misc]
+class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
     @abc.abstractmethod
     def scope(self, call: Call) -> AbstractAsyncContextManager[None]:
         """Entered before the servicer runs, left after it finishes (or fails)."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         if handler is None:  # unknown method: grpc answers UNIMPLEMENTED
             return None
         method: str = details.method
         metadata = {key.lower(): value for key, value in details.invocation_metadata or ()}
 
-        def scope(context: grpc.aio.ServicerContext) -> AbstractAsyncContextManager[None]:
+        def scope(context: grpc.aio.ServicerContext[Any, Any]) -> AbstractAsyncContextManager[None]:
             return self.scope(Call(method, metadata, context))
 
         return wrap_handler(handler, scope)
 
 
-def handler_parts(handler: grpc.RpcMethodHandler) -> tuple[Callable[..., grpc.RpcMethodHandler], Behavior]:
+def handler_parts(
+    handler: grpc.RpcMethodHandler[Any, Any],
+) -> tuple[Callable[..., grpc.RpcMethodHandler[Any, Any]], Behavior]:
     """The factory that builds a handler of ``handler``'s kind, and its behaviour."""
+    # The stubs type a handler's behaviours for the sync server (grpc.ServicerContext, optional
+    # per kind); under grpc.aio they take a grpc.aio.ServicerContext and the one of its kind is set.
+    factory: Callable[..., grpc.RpcMethodHandler[Any, Any]]
+    behavior: Any
     if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler, handler.stream_stream
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler, handler.stream_unary
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler, handler.unary_stream
-    return grpc.unary_unary_rpc_method_handler, handler.unary_unary
+        factory, behavior = grpc.stream_stream_rpc_method_handler, handler.stream_stream
+    elif handler.request_streaming:
+        factory, behavior = grpc.stream_unary_rpc_method_handler, handler.stream_unary
+    elif handler.response_streaming:
+        factory, behavior = grpc.unary_stream_rpc_method_handler, handler.unary_stream
+    else:
+        factory, behavior = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+    return factory, behavior
 
 
 def wrap_handler(
-    handler: grpc.RpcMethodHandler,
-    scope: Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]],
-) -> grpc.RpcMethodHandler:
+    handler: grpc.RpcMethodHandler[Any, Any],
+    scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]],
+) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` with its behaviour run inside ``scope(context)``."""
     factory, inner = handler_parts(handler)
     if not handler.response_streaming:
@@ -90,9 +98,9 @@ def wrap_handler(
 
 
 def _unary_response(
-    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
 ) -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with scope(context):
             result = inner(request, context)
             return await result if inspect.isawaitable(result) else result
@@ -101,9 +109,9 @@ def _unary_response(
 
 
 def _response_generator(
-    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
 ) -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         async with scope(context), aclosing(inner(request, context)) as responses:
             async for response in responses:
                 yield response
@@ -112,9 +120,9 @@ def _response_generator(
 
 
 def _response_writer(
-    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext], AbstractAsyncContextManager[None]]
+    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
 ) -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         async with scope(context):
             result = inner(request, context)
             if hasattr(result, "__aiter__"):

@@ -29,7 +29,7 @@ _QUIET_SERVICES = frozenset(
 _CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def status_code(context: grpc.aio.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
+def status_code(context: grpc.aio.ServicerContext[Any, Any], default: grpc.StatusCode) -> grpc.StatusCode:
     """The status the call ends with, as far as the servicer context knows it."""
     code: Any = context.code()
     if isinstance(code, grpc.StatusCode):

@@ -22,17 +22,17 @@ from grpc_services.interceptors.base import Behavior, handler_parts
 from grpc_services.validation import lenient_deserializer, validate
 
 
-class ValidationInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ValidationInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         return None if handler is None else validating_handler(handler)
 
 
-def validating_handler(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def validating_handler(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """``handler`` with every request message validated and a lenient deserializer."""
     factory, inner = handler_parts(handler)
     check: Callable[[Any], Any] = _CheckedStream if handler.request_streaming else _checked
@@ -70,7 +70,7 @@ class _CheckedStream:
 
 
 def _coroutine(inner: Behavior, check: Callable[[Any], Any]) -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         return await inner(check(request), context)
 
     return behavior
@@ -79,14 +79,14 @@ def _coroutine(inner: Behavior, check: Callable[[Any], Any]) -> Behavior:
 def _plain(inner: Behavior, check: Callable[[Any], Any]) -> Behavior:
     # Returns what the servicer returns (an iterator for a response stream, say): the outer
     # interceptors of grpc_services.interceptors.base await or drain it.
-    def behavior(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         return inner(check(request), context)
 
     return behavior
 
 
 def _generator(inner: Behavior, check: Callable[[Any], Any]) -> Behavior:
-    async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         async with aclosing(inner(check(request), context)) as responses:
             async for response in responses:
                 yield response

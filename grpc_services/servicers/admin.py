@@ -24,7 +24,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self._cleanup = cleanup
 
     async def GetStats(
-        self, request: admin_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: admin_pb2.GetStatsRequest,
+        context: grpc.aio.ServicerContext[admin_pb2.GetStatsRequest, admin_pb2.GetStatsResponse],
     ) -> admin_pb2.GetStatsResponse:
         stats = await asyncio.to_thread(system_stats, self._pool)
         return admin_pb2.GetStatsResponse(
@@ -44,7 +46,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         )
 
     async def SystemCleanup(
-        self, request: admin_pb2.SystemCleanupRequest, context: grpc.aio.ServicerContext
+        self,
+        request: admin_pb2.SystemCleanupRequest,
+        context: grpc.aio.ServicerContext[admin_pb2.SystemCleanupRequest, admin_pb2.SystemCleanupResponse],
     ) -> admin_pb2.SystemCleanupResponse:
         days = request.days_old or 30
         if not 1 <= days <= MAX_DAYS_OLD:

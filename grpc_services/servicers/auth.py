@@ -21,7 +21,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self._auth = authenticator
 
     async def Login(
-        self, request: auth_pb2.LoginRequest, context: grpc.aio.ServicerContext
+        self,
+        request: auth_pb2.LoginRequest,
+        context: grpc.aio.ServicerContext[auth_pb2.LoginRequest, auth_pb2.LoginResponse],
     ) -> auth_pb2.LoginResponse:
         annotate_call(user=request.username[:128])  # who tried, for the access log
         session = await self._auth.login(request.username, request.password, client=current_client_address())
@@ -37,7 +39,9 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def Refresh(
-        self, request: auth_pb2.RefreshRequest, context: grpc.aio.ServicerContext
+        self,
+        request: auth_pb2.RefreshRequest,
+        context: grpc.aio.ServicerContext[auth_pb2.RefreshRequest, auth_pb2.RefreshResponse],
     ) -> auth_pb2.RefreshResponse:
         principal, access = await self._auth.refresh(request.refresh_token)
         annotate_call(user=principal.username, tenant=principal.tenant)

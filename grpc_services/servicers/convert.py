@@ -12,8 +12,8 @@ from rag.core.documents import DocumentStatus
 from rag.core.search import SearchHit, SearchMode, SearchRequest
 from rag.proto.rag.v1 import common_pb2, document_pb2, search_pb2
 
-STATUS_TO_PROTO = {
-    status: common_pb2.DocumentStatus.Value(f"DOCUMENT_STATUS_{status.name}") for status in DocumentStatus
+STATUS_TO_PROTO: dict[DocumentStatus, common_pb2.DocumentStatus] = {
+    status: getattr(common_pb2, f"DOCUMENT_STATUS_{status.name}") for status in DocumentStatus
 }
 STATUS_FROM_PROTO = {value: status for status, value in STATUS_TO_PROTO.items()}
 MODE_FROM_PROTO: dict[int, SearchMode] = {

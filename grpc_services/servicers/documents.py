@@ -67,7 +67,9 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         self._idle_timeout_s = idle_timeout_s
 
     async def Upload(
-        self, request_iterator: AsyncIterator[document_pb2.UploadRequest], context: grpc.aio.ServicerContext
+        self,
+        request_iterator: AsyncIterator[document_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext[document_pb2.UploadRequest, document_pb2.UploadResponse],
     ) -> document_pb2.UploadResponse:
         """Stream the file to object storage as it arrives (see :meth:`Intake.receive_stream`)."""
         principal = current_principal()
@@ -127,7 +129,9 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
             return ""
 
     async def GetDocument(
-        self, request: document_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext
+        self,
+        request: document_pb2.GetDocumentRequest,
+        context: grpc.aio.ServicerContext[document_pb2.GetDocumentRequest, document_pb2.GetDocumentResponse],
     ) -> document_pb2.GetDocumentResponse:
         principal = current_principal()
         record = await asyncio.to_thread(
@@ -136,7 +140,11 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         return document_pb2.GetDocumentResponse(document=convert.document(record))
 
     async def ListDocuments(
-        self, request: document_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: document_pb2.ListDocumentsRequest,
+        context: grpc.aio.ServicerContext[
+            document_pb2.ListDocumentsRequest, document_pb2.ListDocumentsResponse
+        ],
     ) -> document_pb2.ListDocumentsResponse:
         principal = current_principal()
         size = request.page_size or 50
@@ -159,7 +167,11 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         )
 
     async def DeleteDocument(
-        self, request: document_pb2.DeleteDocumentRequest, context: grpc.aio.ServicerContext
+        self,
+        request: document_pb2.DeleteDocumentRequest,
+        context: grpc.aio.ServicerContext[
+            document_pb2.DeleteDocumentRequest, document_pb2.DeleteDocumentResponse
+        ],
     ) -> document_pb2.DeleteDocumentResponse:
         """Delete the document, its chunks and its blob (unless another document shares it;
         see :mod:`rag.ingestion.intake` for why an upload of the same bytes cannot lose it).

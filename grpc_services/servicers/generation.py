@@ -51,7 +51,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         return Caller(principal.tenant, principal.username, current_request_id())
 
     async def Generate(
-        self, request: generation_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+        self,
+        request: generation_pb2.GenerateRequest,
+        context: grpc.aio.ServicerContext[generation_pb2.GenerateRequest, generation_pb2.GenerateResponse],
     ) -> generation_pb2.GenerateResponse:
         query = _request(request)
         final: Final | None = None
@@ -67,7 +69,11 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         )
 
     async def GenerateStream(
-        self, request: generation_pb2.GenerateStreamRequest, context: grpc.aio.ServicerContext
+        self,
+        request: generation_pb2.GenerateStreamRequest,
+        context: grpc.aio.ServicerContext[
+            generation_pb2.GenerateStreamRequest, generation_pb2.GenerateStreamResponse
+        ],
     ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
         """Tokens as Triton produces them, then the citations, then the summary.
 

@@ -86,7 +86,9 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         self._cache_dir = cache_dir
 
     async def ListModels(
-        self, request: model_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: model_pb2.ListModelsRequest,
+        context: grpc.aio.ServicerContext[model_pb2.ListModelsRequest, model_pb2.ListModelsResponse],
     ) -> model_pb2.ListModelsResponse:
         def collect() -> list[model_pb2.Model]:
             with self._lifecycle() as lifecycle:
@@ -95,7 +97,9 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         return model_pb2.ListModelsResponse(models=await asyncio.to_thread(collect))
 
     async def WarmModels(
-        self, request: model_pb2.WarmModelsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: model_pb2.WarmModelsRequest,
+        context: grpc.aio.ServicerContext[model_pb2.WarmModelsRequest, model_pb2.WarmModelsResponse],
     ) -> model_pb2.WarmModelsResponse:
         """Load each model if needed and run one request through it, so the first caller's
         request does not pay for loading or for torch's first call."""
@@ -129,7 +133,9 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         return model_pb2.WarmModelsResponse(results=results)
 
     async def CleanupCache(
-        self, request: model_pb2.CleanupCacheRequest, context: grpc.aio.ServicerContext
+        self,
+        request: model_pb2.CleanupCacheRequest,
+        context: grpc.aio.ServicerContext[model_pb2.CleanupCacheRequest, model_pb2.CleanupCacheResponse],
     ) -> model_pb2.CleanupCacheResponse:
         """Delete model-cache entries (converted weights, downloaded versions, the disk query
         cache) not modified for ``days_old`` days; a model in use is already in memory and a
@@ -155,7 +161,11 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         return model_pb2.CleanupCacheResponse(entries_removed=removed, bytes_freed=freed)
 
     async def UpdateAllModels(
-        self, request: model_pb2.UpdateAllModelsRequest, context: grpc.aio.ServicerContext
+        self,
+        request: model_pb2.UpdateAllModelsRequest,
+        context: grpc.aio.ServicerContext[
+            model_pb2.UpdateAllModelsRequest, model_pb2.UpdateAllModelsResponse
+        ],
     ) -> model_pb2.UpdateAllModelsResponse:
         """Promote every model whose MLflow ``champion`` differs from the version serving."""
 

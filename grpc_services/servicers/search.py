@@ -15,7 +15,9 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self._retrieval = retrieval
 
     async def Search(
-        self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext
+        self,
+        request: search_pb2.SearchRequest,
+        context: grpc.aio.ServicerContext[search_pb2.SearchRequest, search_pb2.SearchResponse],
     ) -> search_pb2.SearchResponse:
         principal = current_principal()
         query = convert.search_request(

@@ -108,7 +108,7 @@ def test_clear_drops_a_prefix_from_every_level(settings: Settings, tmp_path: Pat
 def test_get_many_reads_each_level_once_and_keeps_the_order(settings: Settings, tmp_path: Path) -> None:
     keys = [cache_key("test", [uuid.uuid4().hex], epoch="e") for _ in range(4)]
 
-    async def go() -> tuple[list[bytes | None], list[bytes | None]]:
+    async def go() -> tuple[list[bytes | None], list[str | None]]:
         writer = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "a")
         writer.set_many_soon({keys[0]: b"zero", keys[2]: b"two"})  # one pipeline
         await writer.close()
@@ -118,7 +118,7 @@ def test_get_many_reads_each_level_once_and_keeps_the_order(settings: Settings, 
         first = await reader.get_many(keys)
         second = [(await reader.get(k))[1] for k in keys]  # where each is now
         await reader.close()
-        return first, second  # type: ignore[return-value]
+        return first, second
 
     first, levels = asyncio.run(go())
     assert first == [b"zero", None, b"two", b"three"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg_pool import ConnectionPool
@@ -28,15 +29,15 @@ def generate(
     question: str,
     *,
     stop_after: int | None = None,
-):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+) -> list[Any]:
+    async def go() -> list[Any]:
         cache = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "l3")
         async with TritonClient(TritonOptions(settings.TRITON_GRPC_URL)) as triton:
             service = GenerationService(
                 retrieval=RetrievalService(pool=pool, triton=triton, cache=cache), triton=triton
             )
             request = GenerationRequest.validated(question=question, top_k=3, max_tokens=40, temperature=0.0)
-            events = []
+            events: list[Any] = []
             stream = service.stream(caller, request)
             async for event in stream:
                 events.append(event)

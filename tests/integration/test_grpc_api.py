@@ -41,9 +41,9 @@ class Api:
     tokens: JwtTokens
     tenant: str
 
-    def auth(self, role: Role = Role.USER, tenant: str | None = None) -> list[tuple[str, str]]:
+    def auth(self, role: Role = Role.USER, tenant: str | None = None) -> tuple[tuple[str, str], ...]:
         principal = Principal.of(f"test-{role.value}", tenant or self.tenant, role)
-        return [("authorization", f"Bearer {self.tokens.issue_access(principal).token}")]
+        return (("authorization", f"Bearer {self.tokens.issue_access(principal).token}"),)
 
     @property
     def documents(self) -> document_pb2_grpc.DocumentServiceStub:
@@ -95,7 +95,7 @@ def api(
 def _code(call: Any) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as excinfo:
         call()
-    return excinfo.value.code(), excinfo.value.details()
+    return excinfo.value.code(), excinfo.value.details() or ""
 
 
 def test_search_finds_the_right_document(api: Api, topics_tenant: tuple[str, dict[str, str]]) -> None:
@@ -259,12 +259,12 @@ def test_triton_down_is_unavailable_and_redis_down_still_answers(
         }
     )
     tokens = JwtTokens.from_settings(settings)
-    auth = [
+    auth = (
         (
             "authorization",
             f"Bearer {tokens.issue_access(Principal.of('t', topics_tenant[0], Role.USER)).token}",
-        )
-    ]
+        ),
+    )
     with _serve(grpc_loop, broken) as (_, port), grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = search_pb2_grpc.SearchServiceStub(channel)
         began = time.monotonic()

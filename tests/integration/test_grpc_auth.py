@@ -92,9 +92,10 @@ def search_as(h: AuthHarness, access_token: str) -> str:
     return reply.results[0].document_title
 
 
-def error_of(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
+def error_of(call: Any, *args: Any, **kwargs: Any) -> grpc.Call:
     with pytest.raises(grpc.RpcError) as caught:
         call(*args, **kwargs)
+    assert isinstance(caught.value, grpc.Call)  # a sync call's RpcError is also the grpc.Call
     return caught.value
 
 

@@ -47,7 +47,7 @@ def fuzz_server(grpc_loop: EventLoopThread, settings: Settings) -> Iterator[str]
         grpc_loop.run(manager.__aexit__(None, None, None))
 
 
-def _delete_all(channel: grpc.Channel, auth: list[tuple[str, str]]) -> None:
+def _delete_all(channel: grpc.Channel, auth: tuple[tuple[str, str], ...]) -> None:
     stub = document_pb2_grpc.DocumentServiceStub(channel)
     while True:
         page = stub.ListDocuments(document_pb2.ListDocumentsRequest(page_size=200), metadata=auth, timeout=30)
@@ -59,9 +59,9 @@ def _delete_all(channel: grpc.Channel, auth: list[tuple[str, str]]) -> None:
             )
 
 
-def _admin(settings: Settings, tenant: str) -> list[tuple[str, str]]:
+def _admin(settings: Settings, tenant: str) -> tuple[tuple[str, str], ...]:
     token = JwtTokens.from_settings(settings).issue_access(Principal.of("fuzz-admin", tenant, Role.ADMIN))
-    return [("authorization", f"Bearer {token.token}")]
+    return (("authorization", f"Bearer {token.token}"),)
 
 
 def test_a_nul_in_a_hybrid_query_and_an_unknown_status_are_invalid_argument(
@@ -79,7 +79,9 @@ def test_a_nul_in_a_hybrid_query_and_an_unknown_status_are_invalid_argument(
         assert caught.value.details() == "query: contains a NUL character (U+0000); remove it"
         with pytest.raises(grpc.RpcError) as caught:
             document_pb2_grpc.DocumentServiceStub(channel).ListDocuments(
-                document_pb2.ListDocumentsRequest(status=99), metadata=auth, timeout=30
+                document_pb2.ListDocumentsRequest(status=99),  # type: ignore[arg-type]  # not a DocumentStatus
+                metadata=auth,
+                timeout=30,
             )
         assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         assert (caught.value.details() or "").startswith(

@@ -96,7 +96,8 @@ class GenerationDouble(generation_pb2_grpc.GenerationServiceServicer):
 
 @pytest.fixture(scope="module")
 def server(grpc_loop: EventLoopThread) -> Iterator[RagServer]:
-    with running_server(grpc_loop, SETTINGS, [ModelsDouble(), GenerationDouble()], tokens=TOKENS) as running:
+    servicers = [ModelsDouble(), GenerationDouble()]  # type: ignore[abstract]  # a double serves what the test calls; grpc answers UNIMPLEMENTED for the rest
+    with running_server(grpc_loop, SETTINGS, servicers, tokens=TOKENS) as running:
         yield running
 
 
@@ -111,9 +112,10 @@ def models(channel: grpc.Channel) -> model_pb2_grpc.ModelServiceStub:
     return model_pb2_grpc.ModelServiceStub(channel)
 
 
-def rpc_error(call: Any, *args: Any, **kwargs: Any) -> grpc.RpcError:
+def rpc_error(call: Any, *args: Any, **kwargs: Any) -> grpc.Call:
     with pytest.raises(grpc.RpcError) as caught:
         call(*args, **kwargs)
+    assert isinstance(caught.value, grpc.Call)  # a sync call's RpcError is also the grpc.Call
     return caught.value
 
 
@@ -240,8 +242,10 @@ def test_streams_carry_the_principal_request_id_and_late_errors(channel: grpc.Ch
         for event in call:
             received.append(event.token)
     assert received == ["Hello", " world"]
-    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
-    assert dict(caught.value.trailing_metadata())["x-request-id"] == "stream-1"
+    error = caught.value
+    assert isinstance(error, grpc.Call)  # the stream raises itself: its status and trailers
+    assert error.code() is grpc.StatusCode.NOT_FOUND
+    assert dict(error.trailing_metadata())["x-request-id"] == "stream-1"
 
     error = rpc_error(
         lambda: list(
@@ -360,6 +364,7 @@ def test_each_service_follows_the_dependencies_it_needs(grpc_loop: EventLoopThre
         assert wait_for(channel, (not_serving, not_serving)) == (not_serving, not_serving)
         up["database"].set()  # what ModelService needs; the generator (overall) is still down
         assert wait_for(channel, (not_serving, serving)) == (not_serving, serving)
+        assert srv.metrics_port
         assert _http(srv.metrics_port, "/readyz")[0] == 503
         up["generator"].set()
         assert wait_for(channel, (serving, serving)) == (serving, serving)

@@ -58,8 +58,8 @@ B_TEXT = "Growing tomatoes\n\nTomatoes need full sun, deep watering twice a week
 @dataclass
 class Tenant:
     name: str
-    auth: list[tuple[str, str]]  # a user's access token
-    admin: list[tuple[str, str]]  # an admin's of the same tenant
+    auth: tuple[tuple[str, str], ...]  # a user's access token
+    admin: tuple[tuple[str, str], ...]  # an admin's of the same tenant
     refresh_token: str
     username: str
     documents: dict[str, str]  # id -> title
@@ -91,8 +91,8 @@ def _login(channel: grpc.Channel, username: str) -> auth_pb2.LoginResponse:
     return stub.Login(auth_pb2.LoginRequest(username=username, password=PASSWORD), timeout=30)
 
 
-def _bearer(token: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {token}")]
+def _bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +171,10 @@ def world(
         documents.refresh_lexical_statistics(tenants=list(names.values()))
 
 
-def _error(call: Callable[..., Any], *args: Any, **kwargs: Any) -> grpc.RpcError:
+def _error(call: Callable[..., Any], *args: Any, **kwargs: Any) -> grpc.Call:
     with pytest.raises(grpc.RpcError) as caught:
         call(*args, **kwargs)
+    assert isinstance(caught.value, grpc.Call)  # a sync call's RpcError is also the grpc.Call
     return caught.value
 
 
@@ -321,7 +322,9 @@ def _refresh(world: World) -> None:
     assert {d.id for d in listed.documents} == set(world.b.documents)
 
 
-def _operator_only(call: Callable[[grpc.Channel, list[tuple[str, str]]], Any]) -> Callable[[World], None]:
+def _operator_only(
+    call: Callable[[grpc.Channel, tuple[tuple[str, str], ...]], Any],
+) -> Callable[[World], None]:
     """System-wide RPCs (counts over every tenant, models) are for operators: a tenant's user is
     refused before anything is read."""
 

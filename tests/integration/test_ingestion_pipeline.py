@@ -39,11 +39,11 @@ def test_mixed_corpus_ends_indexed_or_quarantined_and_reruns_change_nothing(
         else:
             assert outcome.status is DocumentStatus.INDEXED, (name, outcome.reason)
             assert outcome.chunks >= 1
-    rows = dict(
+    rows: dict[str, str] = dict(
         db.execute("SELECT source_uri, status::text FROM documents WHERE tenant = %s", (tenant,)).fetchall()
     )
     assert len(rows) == len(corpus)
-    reasons = dict(
+    reasons: dict[str, str] = dict(
         db.execute(
             "SELECT source_uri, error_reason FROM documents WHERE tenant = %s AND status = 'quarantined'",
             (tenant,),

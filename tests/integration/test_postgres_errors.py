@@ -66,7 +66,7 @@ def test_a_database_that_is_down_answers_unavailable_over_grpc(
         return {}
 
     token = JwtTokens.from_settings(settings).issue_access(Principal.of("ops", "ops", Role.ADMIN))
-    auth = [("authorization", f"Bearer {token.token}")]
+    auth = (("authorization", f"Bearer {token.token}"),)
     url = urlsplit(settings.DATABASE_URL)
     assert url.hostname is not None and url.port is not None
     with TcpProxy(url.hostname, url.port) as proxy:

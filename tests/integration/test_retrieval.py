@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -41,8 +42,8 @@ def run_search(
     request: SearchRequest,
     cache_dir: Path,
     redis_url: str | None = None,
-):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+) -> tuple[Any, Any]:
+    async def go() -> tuple[Any, Any]:
         cache = TieredCache(
             redis_url=redis_url if redis_url is not None else settings.REDIS_URL, disk_dir=cache_dir
         )
@@ -120,9 +121,11 @@ def test_another_tenant_sees_nothing(
 def test_document_filter_keeps_recall(
     tenant: str, settings: Settings, pool: ConnectionPool, cache_dir: Path, db: psycopg.Connection
 ) -> None:
-    (coffee,) = db.execute(
+    row = db.execute(
         "SELECT id FROM documents WHERE tenant = %s AND source_uri LIKE %s", (tenant, "%coffee.txt")
     ).fetchone()
+    assert row is not None
+    (coffee,) = row
     request = SearchRequest.validated(query="vitamin D sunlight bones", top_k=5, document_ids=(str(coffee),))
     first, _ = run_search(settings, pool, Caller(tenant), request, cache_dir)
     assert first.hits and {h.document_id for h in first.hits} == {str(coffee)}

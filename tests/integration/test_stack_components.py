@@ -59,7 +59,7 @@ def test_pgvector_hnsw_returns_the_planted_nearest_neighbour(db: psycopg.Connect
 
 
 def test_chunks_table_has_hnsw_and_fulltext_indexes(db: psycopg.Connection) -> None:
-    indexes = dict(
+    indexes: dict[str, str] = dict(
         db.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'").fetchall()
     )
     assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_embedding_hnsw_idx"]
@@ -113,7 +113,7 @@ def test_mlflow_registers_a_version_and_resolves_an_alias(
     import mlflow
     from mlflow import MlflowClient
 
-    class Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    class Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         def predict(
             self, context: object, model_input: list[str], params: dict[str, object] | None = None
         ) -> list[str]:

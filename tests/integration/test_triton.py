@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ def test_embedder_is_loaded_and_matches_in_process(settings: Settings) -> None:
 
     texts = [f"Aspirin lowers the risk of heart attack in trial {i}." for i in range(40)]
 
-    async def run() -> np.ndarray:
+    async def run() -> np.ndarray[Any, Any]:
         async with TritonClient(TritonOptions(settings.TRITON_GRPC_URL)) as client:
             assert await client.model_ready("embedder")
             return await client.embed(texts, priority=Priority.BATCH)

@@ -49,9 +49,9 @@ class Uploads:
         self.tokens = tokens
         self.servicer = servicer
 
-    def auth(self, tenant: str, role: Role = Role.USER) -> list[tuple[str, str]]:
+    def auth(self, tenant: str, role: Role = Role.USER) -> tuple[tuple[str, str], ...]:
         token = self.tokens.issue_access(Principal.of("uploader", tenant, role)).token
-        return [("authorization", f"Bearer {token}")]
+        return (("authorization", f"Bearer {token}"),)
 
     def messages(
         self, data: bytes, *, pause_after: int | None = None, resume: threading.Event | None = None
@@ -124,7 +124,7 @@ def sha256_of(blobs: BlobStore, bucket: str, key: str) -> str:
 def code_of(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as excinfo:
         call()
-    return excinfo.value.code(), excinfo.value.details()
+    return excinfo.value.code(), excinfo.value.details() or ""
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
@@ -341,10 +341,10 @@ def test_a_deletion_racing_an_upload_of_the_same_bytes_never_loses_the_blob(
 
     monkeypatch.setattr(store, method, pausing)
 
-    def upload() -> grpc.Future:
+    def upload() -> grpc.Future[Any]:
         return uploads.stub.Upload.future(uploads.messages(data), metadata=uploads.auth(tenant), timeout=120)
 
-    def delete() -> grpc.Future:
+    def delete() -> grpc.Future[Any]:
         auth = uploads.auth(tenant, Role.ADMIN)
         if deleter == "SystemCleanup":
             admin = admin_pb2_grpc.AdminServiceStub(uploads.channel)

@@ -40,7 +40,7 @@ def users(grpc_loop: EventLoopThread, settings: Settings) -> Iterator[UserReposi
 
 
 def test_roles_table_matches_the_code(db: psycopg.Connection) -> None:
-    rows = dict(db.execute("SELECT name, permissions FROM roles").fetchall())
+    rows: dict[str, list[str]] = dict(db.execute("SELECT name, permissions FROM roles").fetchall())
     assert {name: set(perms) for name, perms in rows.items()} == {
         role.value: {p.value for p in perms} for role, perms in ROLE_PERMISSIONS.items()
     }

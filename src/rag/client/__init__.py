@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 import grpc
 
@@ -69,12 +68,12 @@ class RagClient:
             self.channel = grpc.insecure_channel(target, options=options)
         self.tokens = tokens
         self.timeout_s = timeout_s
-        self._auth = cast(Any, auth_pb2_grpc.AuthServiceStub(self.channel))  # type: ignore[no-untyped-call]
-        self._documents = cast(Any, document_pb2_grpc.DocumentServiceStub(self.channel))  # type: ignore[no-untyped-call]
-        self._search = cast(Any, search_pb2_grpc.SearchServiceStub(self.channel))  # type: ignore[no-untyped-call]
-        self._generation = cast(Any, generation_pb2_grpc.GenerationServiceStub(self.channel))  # type: ignore[no-untyped-call]
-        self._models = cast(Any, model_pb2_grpc.ModelServiceStub(self.channel))  # type: ignore[no-untyped-call]
-        self._admin = cast(Any, admin_pb2_grpc.AdminServiceStub(self.channel))  # type: ignore[no-untyped-call]
+        self._auth = auth_pb2_grpc.AuthServiceStub(self.channel)
+        self._documents = document_pb2_grpc.DocumentServiceStub(self.channel)
+        self._search = search_pb2_grpc.SearchServiceStub(self.channel)
+        self._generation = generation_pb2_grpc.GenerationServiceStub(self.channel)
+        self._models = model_pb2_grpc.ModelServiceStub(self.channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self.channel)
 
     def close(self) -> None:
         self.channel.close()
@@ -85,12 +84,12 @@ class RagClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _metadata(self) -> list[tuple[str, str]]:
-        return [("authorization", f"Bearer {self.tokens.access}")] if self.tokens else []
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.tokens.access}"),) if self.tokens else ()
 
     # -- auth ---------------------------------------------------------------------------------
     def login(self, username: str, password: str) -> auth_pb2.LoginResponse:
-        response: auth_pb2.LoginResponse = self._auth.Login(
+        response = self._auth.Login(
             auth_pb2.LoginRequest(username=username, password=password), timeout=self.timeout_s
         )
         self.tokens = Tokens(response.access_token, response.refresh_token)
@@ -128,10 +127,7 @@ class RagClient:
                     if progress:
                         progress(sent, total)
 
-        response: document_pb2.UploadResponse = self._documents.Upload(
-            messages(), metadata=self._metadata(), timeout=timeout_s
-        )
-        return response
+        return self._documents.Upload(messages(), metadata=self._metadata(), timeout=timeout_s)
 
     def document(self, document_id: str) -> document_pb2.Document:
         response = self._documents.GetDocument(
@@ -139,7 +135,7 @@ class RagClient:
             metadata=self._metadata(),
             timeout=self.timeout_s,
         )
-        return cast(document_pb2.Document, response.document)
+        return response.document
 
     def documents(
         self,
@@ -177,7 +173,7 @@ class RagClient:
         rerank: bool = False,
         document_ids: Sequence[str] = (),
     ) -> search_pb2.SearchResponse:
-        response: search_pb2.SearchResponse = self._search.Search(
+        return self._search.Search(
             search_pb2.SearchRequest(
                 query=query,
                 top_k=top_k,
@@ -188,7 +184,6 @@ class RagClient:
             metadata=self._metadata(),
             timeout=self.timeout_s,
         )
-        return response
 
     def ask(
         self, question: str, *, top_k: int = 5, max_tokens: int = 256, timeout_s: float = 300.0
@@ -202,19 +197,16 @@ class RagClient:
 
     # -- operations ---------------------------------------------------------------------------
     def models(self) -> model_pb2.ListModelsResponse:
-        response: model_pb2.ListModelsResponse = self._models.ListModels(
+        return self._models.ListModels(
             model_pb2.ListModelsRequest(), metadata=self._metadata(), timeout=self.timeout_s
         )
-        return response
 
     def stats(self) -> admin_pb2.GetStatsResponse:
-        response: admin_pb2.GetStatsResponse = self._admin.GetStats(
+        return self._admin.GetStats(
             admin_pb2.GetStatsRequest(), metadata=self._metadata(), timeout=self.timeout_s
         )
-        return response
 
     def cleanup(self, days_old: int) -> admin_pb2.SystemCleanupResponse:
-        response: admin_pb2.SystemCleanupResponse = self._admin.SystemCleanup(
+        return self._admin.SystemCleanup(
             admin_pb2.SystemCleanupRequest(days_old=days_old), metadata=self._metadata(), timeout=120
         )
-        return response

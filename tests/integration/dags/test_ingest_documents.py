@@ -80,11 +80,33 @@ def test_mixed_corpus_rerun_edit_and_delete(
 
 
 def test_bad_params_are_rejected_before_running(dag_env: dict[str, str]) -> None:
-    from airflow.sdk.definitions.param import ParamValidationError
+    from airflow.sdk.exceptions import ParamValidationError
 
     dag = load_dag("ingest_documents")
     with pytest.raises(ParamValidationError):
         dag.test(run_conf={"source": "/tmp", "tenant": "Bad Tenant!"})
+
+
+def test_source_or_document_ids_either_is_enough_neither_fails_the_run(
+    dag_env: dict[str, str], db: psycopg.Connection, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Neither Param is required (the trigger form marks a field required when its type does
+    not allow null), so ``receive`` refuses a run with neither, at once and saying what to give."""
+    dag = load_dag("ingest_documents")
+    for name in ("source", "document_ids"):
+        schema = dag.params.get_param(name).schema
+        assert "null" in schema["type"], (name, schema)
+    assert "null" not in dag.params.get_param("tenant").schema["type"]
+
+    tenant = f"dag{uuid.uuid4().hex[:8]}"
+    for conf in ({"tenant": tenant}, {"tenant": tenant, "source": "", "document_ids": []}):
+        run = load_dag("ingest_documents").test(run_conf=conf)
+        assert str(run.state) == "failed", conf
+        receive = next(ti for ti in run.get_task_instances() if ti.task_id == "receive")
+        assert (str(receive.state), receive.try_number) == ("failed", 1), conf  # no retry
+        logged = "".join(capfd.readouterr())
+        assert "nothing to ingest: give source" in logged and "or document_ids" in logged, conf
+    assert db.execute("SELECT count(*) FROM documents WHERE tenant = %s", (tenant,)).fetchone() == (0,)
 
 
 def test_a_source_outside_the_allowed_roots_fails_the_run_unread(

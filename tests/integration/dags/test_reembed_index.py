@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -44,7 +45,7 @@ def _chunks(db: psycopg.Connection, tenant: str) -> dict[tuple[str, int], tuple[
     return {(d, o): (t, v) for d, o, t, v in rows}
 
 
-def _search(pool: ConnectionPool, triton: BlockingTriton, tenant: str, version: str) -> dict[str, list]:
+def _search(pool: ConnectionPool, triton: BlockingTriton, tenant: str, version: str) -> dict[str, list[Any]]:
     search = SearchRepository(pool)
     query = "does sleep help memory and recall"
     vector = triton.embed([query])[0]
@@ -124,9 +125,10 @@ def test_reembed_passes_the_gate_and_cuts_over_then_a_failing_gate_changes_nothi
     broken = f"{index_version.split('@')[0]}@broken-{uuid.uuid4().hex[:8]}"
     rng = np.random.default_rng(7)
 
-    def random_vectors(self: BlockingTriton, texts: Sequence[str], **_: object) -> np.ndarray:
+    def random_vectors(self: BlockingTriton, texts: Sequence[str], **_: object) -> np.ndarray[Any, Any]:
         vectors = rng.normal(size=(len(texts), 384)).astype(np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        normalized: np.ndarray[Any, Any] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return normalized
 
     with monkeypatch.context() as patched:
         patched.setattr(BlockingTriton, "embed", random_vectors)

@@ -26,7 +26,7 @@ def test_register_the_packaged_embedder_without_promoting(dag_env: dict[str, str
 
 
 def test_bad_kind_is_refused(dag_env: dict[str, str]) -> None:
-    from airflow.sdk.definitions.param import ParamValidationError
+    from airflow.sdk.exceptions import ParamValidationError
 
     with pytest.raises(ParamValidationError):
         load_dag("register_models").test(run_conf={"kind": "classifier"})

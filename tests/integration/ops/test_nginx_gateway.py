@@ -167,7 +167,7 @@ def test_authenticated_rpc_through_tls_gateway(
             documents = document_pb2_grpc.DocumentServiceStub(ch)
             listed = documents.ListDocuments(
                 document_pb2.ListDocumentsRequest(),
-                metadata=[("authorization", f"Bearer {login.access_token}")],
+                metadata=(("authorization", f"Bearer {login.access_token}"),),
                 timeout=10,
             )
             assert list(listed.documents) == []

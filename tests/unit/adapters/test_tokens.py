@@ -165,7 +165,7 @@ def test_malformed_claims_are_refused(overrides: dict[str, object], message: str
 
 
 def test_unsigned_and_other_algorithms_are_refused() -> None:
-    unsigned = jwt.encode(_claims(), key=None, algorithm="none")
+    unsigned = jwt.encode(_claims(), key=None, algorithm="none")  # type: ignore[arg-type]  # alg none: no key
     with pytest.raises(Unauthenticated, match="invalid access token"):
         tokens().verify_access(unsigned)
     hs512 = jwt.encode(_claims(), SECRET, algorithm="HS512")

@@ -174,7 +174,11 @@ def test_pdf_with_10000_pages_has_10000_pages(tmp_path: Path) -> None:
 
 def test_pdf_cycles(corpus: dict[str, Sample]) -> None:
     reader = pypdf.PdfReader(corpus["pdf-page-tree-cycle"].path)
-    assert 2 in [kid.idnum for kid in reader.get_object(2)["/Kids"]]  # the tree is its own kid
+    node = reader.get_object(2)
+    assert isinstance(node, pypdf.generic.DictionaryObject)
+    kids = node["/Kids"]
+    assert isinstance(kids, pypdf.generic.ArrayObject)
+    assert 2 in [kid.idnum for kid in kids]  # the tree is its own kid
     raw = data(corpus, "pdf-xref-cycle")
     sections = [m.start() for m in re.finditer(rb"^xref\n", raw, re.M)]
     previous = [int(p) for p in re.findall(rb"/Prev (\d+)", raw)]

@@ -48,10 +48,13 @@ def _refused(request: object) -> str:
             "filters.document_ids[1]: contains a NUL",
         ),
         (
-            document_pb2.ListDocumentsRequest(status=99),
+            document_pb2.ListDocumentsRequest(status=99),  # type: ignore[arg-type]  # not a DocumentStatus
             "status: 99 is not a DocumentStatus value; use one of",
         ),
-        (search_pb2.SearchRequest(query="ok", mode=-1), "mode: -1 is not a SearchMode value"),
+        (
+            search_pb2.SearchRequest(query="ok", mode=-1),  # type: ignore[arg-type]  # not a SearchMode
+            "mode: -1 is not a SearchMode value",
+        ),
         (
             search_pb2.SearchRequest(query="ok", top_k=101),
             "top_k: must be between 1 and 100 (or 0 for the default)",

@@ -33,7 +33,7 @@ def test_greedy_stream_equals_transformers_generate(generator: Generator, tiny_g
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_gpt2_path))
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_gpt2_path)).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_gpt2_path)).eval()  # type: ignore[no-untyped-call]
     ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         out = model.generate(ids, max_new_tokens=30, do_sample=False, pad_token_id=0)

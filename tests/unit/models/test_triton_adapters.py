@@ -43,13 +43,13 @@ class TritonError:
 
 
 class Tensor:
-    def __init__(self, name: str, array: np.ndarray) -> None:
+    def __init__(self, name: str, array: np.ndarray[Any, Any]) -> None:
         self._name, self._array = name, array
 
     def name(self) -> str:
         return self._name
 
-    def as_numpy(self) -> np.ndarray:
+    def as_numpy(self) -> np.ndarray[Any, Any]:
         return self._array
 
 
@@ -78,7 +78,7 @@ class ResponseSender:
 
 
 class InferenceRequest:
-    def __init__(self, cancelled: Callable[[], bool] = lambda: False, **inputs: np.ndarray) -> None:
+    def __init__(self, cancelled: Callable[[], bool] = lambda: False, **inputs: np.ndarray[Any, Any]) -> None:
         self._inputs = [Tensor(name, array) for name, array in inputs.items()]
         self._cancelled = cancelled
         self.sender = ResponseSender()
@@ -172,7 +172,7 @@ def load_adapter(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Ca
     yield load
 
 
-def strings(*values: str | bytes) -> np.ndarray:
+def strings(*values: str | bytes) -> np.ndarray[Any, Any]:
     return np.array([[v if isinstance(v, bytes) else v.encode()] for v in values], dtype=object)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from rag.models.tensors import (
 from rag.models.triton_args import instance_device, model_config, model_parameters
 
 
-def strings(*values: str) -> np.ndarray:
+def strings(*values: str) -> np.ndarray[Any, Any]:
     return np.array([[v.encode()] for v in values], dtype=object)
 
 

@@ -27,10 +27,34 @@ def test_check_mode_reports_stale_code(tmp_path: Path) -> None:
     assert subprocess.run(check, capture_output=True, text=True, check=False).returncode == 0
     (out / "rag" / "v1" / "search_pb2.py").write_text("# edited by hand\n")
     (out / "rag" / "v1" / "extra_pb2.py").write_text("")
+    (out / "rag" / "v1" / "model_pb2_grpc.pyi").unlink()
     result = subprocess.run(check, capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert "stale: rag/v1/search_pb2.py" in result.stderr
     assert "stale: rag/v1/extra_pb2.py" in result.stderr
+    assert "stale: rag/v1/model_pb2_grpc.pyi" in result.stderr
+
+
+def test_every_service_has_typed_stubs() -> None:
+    """Each service has a client stub in a ``*_pb2_grpc.pyi`` file that types its calls."""
+    import importlib
+
+    generated = generate.PACKAGE_DIR / "rag" / "v1"
+    services = 0
+    for module in sorted(generated.glob("*_pb2.py")):
+        descriptor = importlib.import_module(f"rag.proto.rag.v1.{module.stem}").DESCRIPTOR
+        stub = (generated / f"{module.stem}_grpc.pyi").read_text(encoding="utf-8")
+        for service in descriptor.services_by_name.values():
+            services += 1
+            assert f"class {service.name}Stub:" in stub, (module.name, service.name)
+            for method in service.methods:
+                assert f"    {method.name}: _grpc." in stub, (service.name, method.name)
+    assert services == 6
+    search = (generated / "search_pb2_grpc.pyi").read_text(encoding="utf-8")
+    assert (
+        "Search: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchRequest, _search_pb2.SearchResponse]"
+        in search
+    )
 
 
 def test_generated_modules_import_as_rag_proto() -> None:
