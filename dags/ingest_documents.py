@@ -9,6 +9,8 @@ from typing import Any
 from airflow.sdk import Asset, Param, TriggerRule, dag, task
 from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, START_DATE, default_args, in_batches
 
+from rag.core.auth import TENANT_PATTERN
+
 log = logging.getLogger(__name__)
 INDEX = Asset("rag://index/chunks")
 
@@ -36,8 +38,6 @@ each unfinished document with its status and last error (the sweeper picks them 
   tasks; retrying a task never duplicates rows and skips the documents it already indexed.
 - Progress: the counts per status are in the `report` task log, and in the gRPC `GetStats`.
 """
-
-TENANT_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
 
 
 @dag(
@@ -74,7 +74,7 @@ TENANT_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$"
             title="Document ids",
             description="Documents already received (e.g. by the gRPC Upload). Give these or Source.",
         ),
-        "tenant": Param("default", type="string", pattern=TENANT_PATTERN, title="Tenant"),
+        "tenant": Param("default", type="string", pattern=f"^{TENANT_PATTERN}$", title="Tenant"),
         "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
         "overlap_tokens": Param(32, type="integer", minimum=0, maximum=4096, title="Chunk overlap (tokens)"),
         "batch_size": Param(

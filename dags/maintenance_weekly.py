@@ -60,7 +60,7 @@ def maintenance_weekly() -> None:
         """This month's and next month's query_history partitions."""
         from rag_hooks import RagHook
 
-        from rag.operations.maintenance import ensure_query_history_partitions
+        from rag.adapters.postgres.housekeeping import ensure_query_history_partitions
 
         with RagHook() as hook, hook.pool.connection() as conn:
             return ensure_query_history_partitions(conn)
@@ -96,7 +96,7 @@ def maintenance_weekly() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
         from rag_hooks import RagHook
 
-        from rag.operations.maintenance import vacuum_analyze as run_vacuum
+        from rag.adapters.postgres.housekeeping import vacuum_analyze as run_vacuum
 
         assert params is not None
         if not params["vacuum"]:

@@ -50,7 +50,7 @@ async def application(
     from grpc_services.servicers.models import ModelServicer
     from grpc_services.servicers.search import SearchServicer
     from rag.adapters.airflow import AirflowClient
-    from rag.adapters.cache import TieredCache
+    from rag.adapters.cache import QUERY_CACHE_SUBDIR, TieredCache
     from rag.adapters.objectstore import BlobStore
     from rag.adapters.passwords import Argon2Passwords
     from rag.adapters.postgres.documents import DocumentRepository
@@ -79,7 +79,9 @@ async def application(
         create_pool, settings, min_size=2, name="grpc-search", autocommit=True
     )
     triton = TritonClient(TritonOptions(settings.TRITON_GRPC_URL, timeout_s=settings.TRITON_TIMEOUT_S))
-    cache = TieredCache(redis_url=settings.REDIS_URL, disk_dir=Path(settings.HF_CACHE_DIR) / "query-cache")
+    cache = TieredCache(
+        redis_url=settings.REDIS_URL, disk_dir=Path(settings.HF_CACHE_DIR) / QUERY_CACHE_SUBDIR
+    )
     blobs = BlobStore(settings)
     airflow = (
         AirflowClient(

@@ -33,10 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class RagHook(BaseHook):
-    conn_name_attr = "rag_conn_id"
-    default_conn_name = "rag_default"
-    conn_type = "rag"
-    hook_name = "RAG System"
+    # No conn_name_attr/default_conn_name/conn_type/hook_name: only Airflow's provider discovery
+    # reads them, and this hook has no connection type of its own (it builds from the settings).
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -90,6 +88,7 @@ class RagHook(BaseHook):
     def index_version(self) -> str:
         """The serving embedding index version (the packaged embedder's on a fresh database)."""
         from rag.adapters.postgres.indexes import IndexRegistry
+        from rag.core.documents import EMBEDDING_DIMENSION
         from rag.models import artifacts
 
         registry = IndexRegistry(self.pool)
@@ -98,7 +97,7 @@ class RagHook(BaseHook):
             return active.model_version
         path = artifacts.default_embedder_path()
         version = artifacts.model_version(path, artifacts.DEFAULT_EMBEDDER_NAME)
-        return registry.ensure_active(version, 384).model_version
+        return registry.ensure_active(version, EMBEDDING_DIMENSION).model_version
 
     def pipeline(
         self, chunking: ChunkingOptions, *, model_version: str | None = None, max_attempts: int | None = None

@@ -1,7 +1,10 @@
 """``rag.v1.ModelService``: the models as MLflow, the deployment records and Triton see them.
 
-The work is the model lifecycle's (rag.models.lifecycle), the same code the CLI, the MLflow
-webhook and the register_models DAG run; this servicer only translates.
+ListModels and UpdateAllModels delegate to the model lifecycle (rag.models.lifecycle), the same
+code the CLI, the MLflow webhook and the register_models DAG run, and translate its answer. Two
+RPCs do work of their own here: WarmModels loads each model through Triton and sends it one
+request, and CleanupCache deletes old entries of the model cache (converted weights, downloads,
+the disk query cache) itself.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import grpc.aio
 
 from grpc_services.servicers.convert import timestamp
 from grpc_services.validation import MAX_DAYS_OLD
+from rag.adapters.cache import QUERY_CACHE_SUBDIR
 from rag.adapters.triton import Priority, TritonClient
 from rag.core.errors import InvalidInput, RagError
 from rag.models.lifecycle import ModelLifecycle
@@ -147,7 +151,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         def clean() -> tuple[int, int]:
             cutoff = time.time() - days * 86400
             removed = freed = 0
-            for sub in ("gguf", "downloads", "query-cache"):
+            for sub in ("gguf", "downloads", QUERY_CACHE_SUBDIR):
                 for entry in _old_entries(self._cache_dir / sub, cutoff):
                     freed += _size(entry)
                     if entry.is_dir():

@@ -76,9 +76,6 @@ class AirflowClient:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"])
 
-    def unpause(self, dag_id: str) -> None:
-        self._request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-
     def import_errors(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/api/v2/importErrors").json().get("import_errors", []))
 

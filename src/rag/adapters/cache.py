@@ -34,6 +34,10 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
+# The L3 (disk) query cache's folder under HF_CACHE_DIR: the API keeps it there, maintenance
+# expires it, the model-cache cleanup ages it out.
+QUERY_CACHE_SUBDIR = "query-cache"
+
 CACHE_REQUESTS = Counter(
     "rag_cache_requests_total", "Cache lookups by level and result (hit, miss, error)", ["level", "result"]
 )

@@ -6,8 +6,13 @@ call answers Unavailable within that while Triton is down); Triton's errors beco
 :mod:`rag.core.errors`. The channel reconnects by itself: gRPC's reconnect backoff is capped at
 ``reconnect_backoff_max_s`` (gRPC's default lets it grow to 120 s, which kept a client failing
 for minutes after Triton was back), and a retry waits for the channel to be ready again, so once
-Triton is back the first call succeeds. The request priority follows SPEC §2: interactive queries above
-generation above batch ingestion (Triton's priority 1 is served first).
+Triton is back the first call succeeds.
+
+Each call carries a :class:`Priority` (SPEC §2: interactive queries, then generation, then batch
+ingestion), but Triton honours it only for a model whose config has priority levels, and the
+rendered configs have none by default: the reranker and generator never do, and the embedder
+only with ``--embedder-priority-levels N`` (with any, Triton 2.51 held lone requests ~500 ms; see
+``triton_models/embedder/config.pbtxt.tmpl``). So today requests are served in arrival order.
 """
 
 from __future__ import annotations
@@ -150,12 +155,6 @@ class TritonClient:
         return left
 
     # -- health and model control -------------------------------------------------------------
-    async def server_ready(self, timeout: float | None = 2.0) -> bool:
-        try:
-            return bool(await self._client.is_server_ready(client_timeout=self._timeout(timeout)))
-        except InferenceServerException:
-            return False
-
     async def model_ready(self, model: str, version: str = "", timeout: float | None = 2.0) -> bool:
         try:
             return bool(

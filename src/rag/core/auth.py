@@ -56,7 +56,8 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
 # caller gets a message naming the field instead of a database error.
 MAX_USERNAME_CHARS = 128
 _USERNAME = re.compile(rf"[A-Za-z0-9_.@-]{{1,{MAX_USERNAME_CHARS}}}")
-_TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+TENANT_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"  # also the DAGs' tenant Param (anchored there)
+_TENANT = re.compile(TENANT_PATTERN)
 
 
 def parse_role(value: str) -> Role:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from rag.core.errors import FailedPrecondition
-
 # What a caller may attach to a document (issue 12): the title is copied into every search
 # hit, cache entry and prompt, so it is bounded like the metadata.
 MAX_TITLE_CHARS = 512
 MAX_METADATA_KEYS = 32
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 1024
+
+# The dimension of every stored chunk vector: chunks.embedding is vector(384) (migration 0001),
+# so an embedder of another dimension needs a schema migration first.
+EMBEDDING_DIMENSION = 384
 
 
 class DocumentStatus(enum.StrEnum):
@@ -28,22 +30,20 @@ class DocumentStatus(enum.StrEnum):
         return self in (DocumentStatus.INDEXED, DocumentStatus.QUARANTINED)
 
 
-# received -> parsed -> chunked -> embedded -> indexed, or quarantined from any non-terminal
-# state. A changed source re-enters the machine from indexed/quarantined back to received.
-_NEXT = {
-    DocumentStatus.RECEIVED: {DocumentStatus.PARSED},
-    DocumentStatus.PARSED: {DocumentStatus.CHUNKED},
-    DocumentStatus.CHUNKED: {DocumentStatus.EMBEDDED},
-    DocumentStatus.EMBEDDED: {DocumentStatus.INDEXED},
-    DocumentStatus.INDEXED: {DocumentStatus.RECEIVED},
-    DocumentStatus.QUARANTINED: {DocumentStatus.RECEIVED},
+TERMINAL_STATUSES = tuple(s for s in DocumentStatus if s.terminal)
+IN_FLIGHT_STATUSES = tuple(s for s in DocumentStatus if not s.terminal)
+
+# The status machine (its one home; the PostgreSQL adapter enforces it in SQL): received ->
+# parsed -> chunked -> embedded -> indexed, or quarantined from any non-terminal state. Each
+# status maps to the statuses the pipeline may move a document into it from. Going back to
+# ``received`` is not an advance: new content, a retry or a requeue resets a document there.
+ADVANCES_FROM: dict[DocumentStatus, tuple[DocumentStatus, ...]] = {
+    DocumentStatus.PARSED: (DocumentStatus.RECEIVED,),
+    DocumentStatus.CHUNKED: (DocumentStatus.PARSED,),
+    DocumentStatus.EMBEDDED: (DocumentStatus.CHUNKED,),
+    DocumentStatus.INDEXED: (DocumentStatus.EMBEDDED,),
+    DocumentStatus.QUARANTINED: IN_FLIGHT_STATUSES,
 }
-
-
-def check_transition(current: DocumentStatus, target: DocumentStatus) -> None:
-    allowed = _NEXT[current] | ({DocumentStatus.QUARANTINED} if not current.terminal else set())
-    if target not in allowed:
-        raise FailedPrecondition(f"a document cannot go from {current} to {target}")
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,12 @@ from rag.adapters.postgres.documents import DocumentRepository
 from rag.adapters.postgres.indexes import IndexRegistry
 from rag.adapters.postgres.reembedding import ShadowIndex, SourceChunk
 from rag.adapters.postgres.search import Filters, SearchRepository
+from rag.core.documents import EMBEDDING_DIMENSION
 from rag.core.errors import FailedPrecondition
 
 log = logging.getLogger(__name__)
 
 Embed = Callable[[Sequence[str]], NDArray[np.float32]]
-# chunks.embedding is vector(384): another dimension needs a schema migration first.
-CHUNK_DIMENSION = 384
 # Chunks per embedding call: two of the embedder's batches of 32 in flight keep Triton's dynamic
 # batcher busy, while one call of long chunks stays well inside the client's deadline.
 EMBED_BATCH = 64
@@ -58,9 +57,9 @@ def _vectors(embed: Embed, texts: Sequence[str]) -> NDArray[np.float32]:
     vectors = np.asarray(embed(texts), dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(texts):
         raise FailedPrecondition(f"the embedder returned shape {vectors.shape} for {len(texts)} texts")
-    if vectors.shape[1] != CHUNK_DIMENSION:
+    if vectors.shape[1] != EMBEDDING_DIMENSION:
         raise FailedPrecondition(
-            f"the embedder returns {vectors.shape[1]}-dim vectors; chunks store {CHUNK_DIMENSION} "
+            f"the embedder returns {vectors.shape[1]}-dim vectors; chunks store {EMBEDDING_DIMENSION} "
             "(a new dimension needs a migration of chunks.embedding first)"
         )
     return vectors
@@ -83,7 +82,7 @@ def plan_reembed(pool: ConnectionPool, embed: Embed, *, model_version: str) -> R
         log.info("%s is already the active version: nothing to re-embed", model_version)
         return None
     _vectors(embed, ["dimension probe"])  # the embedder answers, with the dimension chunks store
-    registry.start_building(model_version, CHUNK_DIMENSION)
+    registry.start_building(model_version, EMBEDDING_DIMENSION)
     shadow = ShadowIndex(pool, source=active.model_version, target=model_version)
     plan = ReembedPlan(active.model_version, model_version, shadow.count(active.model_version))
     log.info("re-embedding %d chunks of %s into %s", plan.chunks, plan.source, plan.target)

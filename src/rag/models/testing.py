@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from rag.core.documents import EMBEDDING_DIMENSION
 from rag.models import artifacts
 
 TINY_EOS = "<|endoftext|>"
@@ -102,11 +103,13 @@ def build_tiny_gpt2(
     return target
 
 
-def build_tiny_sentence_transformer(path: str | Path, *, dimension: int = 384, seed: int = 0) -> Path:
+def build_tiny_sentence_transformer(
+    path: str | Path, *, dimension: int = EMBEDDING_DIMENSION, seed: int = 0
+) -> Path:
     """Write a 2-layer, width-32 BERT sentence-transformer whose embeddings have ``dimension``
     components (mean pooling, a dense projection, normalization) to ``path``.
 
-    It fits the embedder's Triton config (384 by default) while loading in a fraction of
+    It fits the embedder's Triton config (EMBEDDING_DIMENSION by default) while loading in a fraction of
     MiniLM's time, so promotion tests can swap embedders quickly. Its vectors are meaningless.
     """
     import torch

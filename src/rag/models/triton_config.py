@@ -7,22 +7,28 @@ queue delays). One command renders them all::
     python -m rag.models.triton_config --cpu                 # in place, next to the templates
     python -m rag.models.triton_config --gpu --output DIR    # a deployable copy in DIR
 
+Without ``--gpu``/``--cpu`` or ``--generator-cache-dir`` the command falls back on RAG System's
+settings (``ENABLE_GPU``, ``HF_CACHE_DIR``), read once at this entry point and passed in.
 Rendered files are generated (git-ignored); a rendered file never holds a placeholder.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import string
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rag.core.documents import EMBEDDING_DIMENSION
 from rag.core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 TEMPLATE_NAME = "config.pbtxt.tmpl"
 CONFIG_NAME = "config.pbtxt"
@@ -37,7 +43,7 @@ class RenderOptions:
 
     gpu: bool = False
     instance_count: int = 1
-    embedding_dim: int = 384
+    embedding_dim: int = EMBEDDING_DIMENSION
     embedder_model_path: str = ""
     embedder_model_version: str = ""
     # A lone interactive request waits up to this long for company. Chosen with
@@ -147,13 +153,8 @@ def _absolute(path: str) -> str:
     return str(Path(path).expanduser().resolve()) if path else ""
 
 
-def _env_flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:
     defaults = RenderOptions()
-    cache_root = Path(environ.get("HF_CACHE_DIR") or ".rag/model_cache")
     parser = argparse.ArgumentParser(
         prog="python -m rag.models.triton_config", description=__doc__.split("\n\n")[0]
     )
@@ -174,15 +175,43 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--reranker-queue-delay-us", type=int, default=defaults.reranker_queue_delay_us)
     parser.add_argument("--generator-model-path", default=defaults.generator_model_path)
     parser.add_argument("--generator-dtype", default=defaults.generator_dtype)
-    parser.add_argument("--generator-cache-dir", default=str(cache_root / "gguf"))
+    parser.add_argument("--generator-cache-dir", default=None, help="default: HF_CACHE_DIR/gguf")
     return parser
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """CLI entry point; ``--gpu``/``--cpu`` default to the ``ENABLE_GPU`` variable."""
-    env = os.environ if environ is None else environ
-    args = _parser(env).parse_args(argv)
-    gpu = _env_flag(env.get("ENABLE_GPU")) if args.gpu is None else args.gpu
+def _load_settings() -> Settings:
+    from rag.settings import load_settings
+
+    return load_settings()
+
+
+def main(argv: Sequence[str] | None = None, settings: Callable[[], Settings] = _load_settings) -> int:
+    """CLI entry point. ``--gpu``/``--cpu`` default to ``Settings.ENABLE_GPU`` and the generator's
+    cache to ``Settings.HF_CACHE_DIR``/gguf; ``settings`` (loaded from the environment by
+    default) is called only when a flag leaves one of them open. Settings that cannot be loaded
+    are an error without ``--gpu``/``--cpu``; with one, the cache falls back to the settings'
+    default folder (the command renders on a machine that has no deployment configured)."""
+    from rag.settings import Settings
+
+    args = _parser().parse_args(argv)
+    gpu, cache_dir = args.gpu, args.generator_cache_dir
+    if gpu is None or cache_dir is None:
+        cache_root = Path(Settings.model_fields["HF_CACHE_DIR"].default)
+        try:
+            loaded = settings()
+            gpu = loaded.ENABLE_GPU if gpu is None else gpu
+            cache_root = loaded.HF_CACHE_DIR
+        except ConfigurationError as exc:
+            if gpu is None:
+                print(f"error: {exc} (or pass --gpu or --cpu)", file=sys.stderr)
+                return 2
+            if cache_dir is None:
+                print(
+                    f"note: the settings did not load; the generator cache goes under {cache_root}"
+                    " (or pass --generator-cache-dir)",
+                    file=sys.stderr,
+                )
+        cache_dir = str(cache_root / "gguf") if cache_dir is None else cache_dir
     options = RenderOptions(
         gpu=gpu,
         instance_count=args.instance_count,
@@ -195,7 +224,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         reranker_queue_delay_us=args.reranker_queue_delay_us,
         generator_model_path=args.generator_model_path,
         generator_dtype=args.generator_dtype,
-        generator_cache_dir=args.generator_cache_dir,
+        generator_cache_dir=cache_dir,
     )
     try:
         written = render_repository(args.repository, options, args.output)

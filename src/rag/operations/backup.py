@@ -130,9 +130,7 @@ def backup_database(
             snap.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             snap.read_only = True
             major = tools.server_major(snap)
-            row = snap.execute("SELECT pg_export_snapshot(), current_setting('server_version')").fetchone()
-            assert row is not None
-            snapshot, server_version = row
+            snapshot, server_version = tools.export_snapshot(snap)
             inventory = table_inventory(snap)
             pg_dump = tools.find_tool("pg_dump", min_major=major)
             conninfo, env = tools.client_args(settings.DATABASE_URL)

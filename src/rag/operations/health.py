@@ -41,18 +41,11 @@ class Health:
 
 
 def _postgres(settings: Settings, **_: Any) -> tuple[bool, str]:
-    import psycopg
-
     from rag import migrations
+    from rag.adapters.postgres.health import server_versions
 
-    with psycopg.connect(settings.DATABASE_URL, connect_timeout=int(TIMEOUT_S)) as conn:
-        row = conn.execute(
-            "SELECT current_setting('server_version'),"
-            " (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
-            " (SELECT version_num FROM alembic_version LIMIT 1)"
-        ).fetchone()
-    assert row is not None
-    server, vector, revision = row
+    versions = server_versions(settings.DATABASE_URL, TIMEOUT_S)
+    server, vector, revision = versions.server, versions.vector, versions.schema_revision
     head = migrations.head()
     detail = f"PostgreSQL {server}, pgvector {vector}, schema {revision}"
     if vector is None:

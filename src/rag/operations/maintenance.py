@@ -1,4 +1,5 @@
-"""Routine maintenance: old logs, disk space, VACUUM ANALYZE, query-history partitions, caches."""
+"""Routine maintenance: old logs, disk space, caches. The database's share (VACUUM ANALYZE,
+query-history partitions) is :mod:`rag.adapters.postgres.housekeeping`."""
 
 from __future__ import annotations
 
@@ -8,19 +9,12 @@ import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
-
-import psycopg
-from psycopg import sql
 
 from rag.core.errors import InvalidInput
 
 log = logging.getLogger(__name__)
-
-# Where the gRPC services keep the L3 (disk) query cache (grpc_services/app.py).
-QUERY_CACHE_SUBDIR = "query-cache"
 
 
 # -- logs ---------------------------------------------------------------------------------------
@@ -106,53 +100,11 @@ def over_threshold(usages: Iterable[DiskUsage], threshold_percent: float) -> lis
     return [u for u in usages if u.percent >= threshold_percent]
 
 
-# -- PostgreSQL ---------------------------------------------------------------------------------
-def rag_tables(conn: psycopg.Connection[Any]) -> list[str]:
-    """The RAG schema's tables the connected role owns (partition parents cover their partitions)."""
-    rows = conn.execute(
-        """
-        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-          AND pg_has_role(c.relowner, 'USAGE')
-        ORDER BY c.relname
-        """
-    ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def vacuum_analyze(database_url: str, tables: Iterable[str] | None = None) -> dict[str, float]:
-    """``VACUUM (ANALYZE)`` each RAG table (outside a transaction, no statement timeout);
-    returns the seconds per table. The postings' index-only scans need the visibility map."""
-    seconds: dict[str, float] = {}
-    with psycopg.connect(
-        database_url, autocommit=True, connect_timeout=10, options="-c statement_timeout=0"
-    ) as conn:
-        for table in tables if tables is not None else rag_tables(conn):
-            began = time.monotonic()
-            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
-            seconds[table] = round(time.monotonic() - began, 3)
-    log.info("VACUUM ANALYZE: %s", seconds)
-    return seconds
-
-
-def ensure_query_history_partitions(conn: psycopg.Connection[Any], *, today: date | None = None) -> list[str]:
-    """This month's and next month's ``query_history`` partitions (idempotent)."""
-    today = today or date.today()
-    following = date(today.year + today.month // 12, today.month % 12 + 1, 1)
-    names = []
-    for month in (today.replace(day=1), following):
-        row = conn.execute("SELECT rag_ensure_query_history_partition(%s)", (month,)).fetchone()
-        assert row is not None
-        names.append(str(row[0]))
-    log.info("query_history partitions ensured: %s", names)
-    return names
-
-
 def expire_query_cache(cache_root: Path) -> int | None:
     """Remove expired entries from the L3 disk cache; None if there is none on this worker."""
     import asyncio
 
-    from rag.adapters.cache import TieredCache
+    from rag.adapters.cache import QUERY_CACHE_SUBDIR, TieredCache
 
     folder = cache_root / QUERY_CACHE_SUBDIR
     if not folder.is_dir():

@@ -33,9 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import psycopg
-from psycopg import sql
 
 from rag.adapters.objectstore import BlobStore
 from rag.adapters.postgres import cache_epoch, databases, tools
@@ -45,10 +43,11 @@ from rag.adapters.postgres.backups import (
     BackupRecord,
     TableState,
     compare_inventories,
+    copy_catalogue,
     table_inventory,
 )
+from rag.adapters.postgres.housekeeping import vacuum_analyze
 from rag.core.errors import FailedPrecondition, InvalidInput, NotFound
-from rag.operations.maintenance import vacuum_analyze
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -308,17 +307,8 @@ class Restorer:
                     "restored database %s has no active embedding index: no search to check", database
                 )
                 return checks
-            with pool.connection() as conn:
-                rows = conn.execute(
-                    "SELECT id, tenant, embedding, text FROM chunks WHERE embedding_model_version = %s"
-                    " ORDER BY random() LIMIT %s",
-                    (active.model_version, samples),
-                ).fetchall()
             search = SearchRepository(pool)
-            for chunk_id, tenant, embedding, text in rows:
-                vector = np.asarray(
-                    embedding.to_numpy() if hasattr(embedding, "to_numpy") else embedding, dtype=np.float32
-                )
+            for chunk_id, tenant, vector, text in search.sample_chunks(active.model_version, samples):
                 dense = search.dense(
                     tenant=tenant, version=active.model_version, vector=vector, k=5, filters=Filters()
                 )
@@ -355,28 +345,7 @@ class Restorer:
             psycopg.connect(self.app_dsn(live), connect_timeout=10) as src,
             psycopg.connect(self.app_dsn(staging), connect_timeout=10) as dst,
         ):
-            columns_of = (
-                "SELECT array_agg(attname::text) FROM pg_attribute"
-                " WHERE attrelid = 'backups'::regclass AND attnum > 0 AND NOT attisdropped"
-            )
-            src_cols = src.execute(columns_of).fetchone()
-            dst_cols = dst.execute(columns_of).fetchone()
-            assert src_cols is not None and dst_cols is not None
-            names = sql.SQL(", ").join(map(sql.Identifier, sorted(set(src_cols[0]) & set(dst_cols[0]))))
-            with dst.transaction():
-                dst.execute("DELETE FROM backups")
-                with (
-                    src.cursor().copy(
-                        sql.SQL("COPY (SELECT {} FROM backups) TO STDOUT").format(names)
-                    ) as out,
-                    dst.cursor().copy(sql.SQL("COPY backups ({}) FROM STDIN").format(names)) as into,
-                ):
-                    for block in out:
-                        into.write(block)
-                dst.execute(
-                    "SELECT setval(pg_get_serial_sequence('backups', 'id'), coalesce(max(id), 0) + 1, false)"
-                    " FROM backups"
-                )
+            copy_catalogue(src, dst)
 
     def swap_into_live(self, staging: str, live: str) -> str:
         """Rename ``live`` aside and ``staging`` into its place; returns the previous database's name."""

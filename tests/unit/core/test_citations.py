@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from rag.core.citations import extract_citations, verify
 from rag.core.prompts import NO_ANSWER, Source, build_prompt
 
@@ -40,6 +44,25 @@ def test_unrelated_unmarked_answer_cites_nothing() -> None:
 def test_verify_rejects_a_quote_not_in_the_chunk() -> None:
     (citation,) = extract_citations("Vitamin D helps absorb calcium [1].", SOURCES)
     assert not verify(citation, "other text entirely")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The skin makes vitamin D in sunlight [1]. Sleep helps memory [2].",  # markers, overlap
+        "Nothing in common here [1] [2].",  # markers, no overlap: the first sentence is quoted
+        "Adults need seven hours of sleep.",  # no markers: attributed by overlap
+    ],
+)
+def test_every_quote_is_the_span_it_names_in_its_chunk(answer: str) -> None:
+    citations = extract_citations(answer, SOURCES)
+    assert citations
+    for citation in citations:
+        text = SOURCES[citation.number - 1].text
+        assert citation.quote
+        assert text[citation.quote_start : citation.quote_end] == citation.quote
+        assert verify(citation, text)
+        assert not verify(replace(citation, quote_start=citation.quote_start + 1), text)
 
 
 def test_prompt_numbers_sources_and_ends_with_the_question() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,19 @@ from rag.models.triton_config import (
     render_repository,
     render_template,
 )
+from rag.settings import Settings, load_settings
 
 REPOSITORY = Path(__file__).resolve().parents[3] / "triton_models"
 MODELS = ("embedder", "generator", "reranker")
+REQUIRED_SETTINGS = {
+    "DATABASE_URL": "postgresql://rag:pw@127.0.0.1:5432/rag",
+    "REDIS_URL": "redis://:pw@127.0.0.1:6379/0",
+    "S3_ENDPOINT_URL": "http://127.0.0.1:8333",
+    "S3_ACCESS_KEY_ID": "key",
+    "S3_SECRET_ACCESS_KEY": "secret",
+    "SECRET_KEY": "s" * 32,
+    "JWT_SECRET_KEY": "j" * 32,
+}
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:
@@ -117,12 +128,37 @@ def test_bad_option_values_are_errors(tmp_path: Path) -> None:
 def test_cli_follows_enable_gpu_unless_told(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = ["--repository", str(REPOSITORY), "--output", str(tmp_path)]
 
-    assert main(base, environ={"ENABLE_GPU": "true"}) == 0
+    def settings(**values: str) -> Callable[[], Settings]:
+        return lambda: load_settings({**REQUIRED_SETTINGS, **values})
+
+    assert main(base, settings(ENABLE_GPU="true")) == 0
     assert "KIND_GPU" in (tmp_path / "embedder" / "config.pbtxt").read_text()
-    assert main([*base, "--cpu"], environ={"ENABLE_GPU": "true"}) == 0
+    assert main([*base, "--cpu"], settings(ENABLE_GPU="true")) == 0
     assert "KIND_CPU" in (tmp_path / "embedder" / "config.pbtxt").read_text()
-    assert main(base, environ={"HF_CACHE_DIR": str(tmp_path / "cache")}) == 0
+    assert main(base, settings(HF_CACHE_DIR=str(tmp_path / "cache"))) == 0
     config = parse(tmp_path / "generator" / "config.pbtxt")
     assert config.parameters["CACHE_DIR"].string_value == str(tmp_path / "cache" / "gguf")
-    assert main([*base, "--generator-dtype", "int4"], environ={}) == 2
+    assert main([*base, "--generator-dtype", "int4"], settings()) == 2
     assert "generator dtype" in capsys.readouterr().err
+
+
+def test_cli_needs_no_settings_when_the_flags_say_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--repository", str(REPOSITORY), "--output", str(tmp_path)]
+
+    def unconfigured() -> Settings:
+        return load_settings({})  # DATABASE_URL and the secrets are missing
+
+    assert main([*base, "--gpu", "--generator-cache-dir", str(tmp_path / "c")], unconfigured) == 0
+    assert "KIND_GPU" in (tmp_path / "embedder" / "config.pbtxt").read_text()
+    config = parse(tmp_path / "generator" / "config.pbtxt")
+    assert config.parameters["CACHE_DIR"].string_value == str(tmp_path / "c")
+    # With --cpu alone the cache is the settings' default folder; without either flag, an error.
+    assert main([*base, "--cpu"], unconfigured) == 0
+    assert "KIND_CPU" in (tmp_path / "embedder" / "config.pbtxt").read_text()
+    config = parse(tmp_path / "generator" / "config.pbtxt")
+    assert config.parameters["CACHE_DIR"].string_value == str(Path(".rag/model_cache/gguf").resolve())
+    capsys.readouterr()
+    assert main(base, unconfigured) == 2
+    assert "DATABASE_URL" in capsys.readouterr().err

@@ -58,12 +58,35 @@ def test_supervisor_restarts_a_killed_child_and_kills_what_it_left(tmp_path: Pat
     assert not alive(second) and not alive(second_worker)
 
 
-def test_supervisor_forwards_sigterm() -> None:
-    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
-    proc = subprocess.Popen([sys.executable, "-m", "rag.stack.supervise", *sleep, SEPARATOR, *sleep])
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) is not None
+def test_supervisor_forwards_sigterm(tmp_path: Path) -> None:
+    """SIGTERM reaches every child, and the supervisor exits cleanly once they have gone."""
+    log = tmp_path / "terms"
+    child = (
+        "import os, signal, sys, time\n"
+        "def term(signum, frame):\n"
+        f"    open({str(log)!r}, 'a').write(f'term {{os.getpid()}}\\n')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        f"open({str(log)!r}, 'a').write(f'start {{os.getpid()}}\\n')\n"
+        "time.sleep(60)\n"
+    )
+    command = [sys.executable, "-c", child]
+    proc = subprocess.Popen([sys.executable, "-m", "rag.stack.supervise", *command, SEPARATOR, *command])
+
+    def lines(kind: str) -> set[int]:
+        text = log.read_text() if log.exists() else ""
+        return {int(line.split()[1]) for line in text.splitlines() if line.startswith(kind)}
+
+    try:
+        _wait_for(lambda: len(lines("start")) == 2, "both children to start")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0  # killed by the signal itself, it would be -SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    started = lines("start")
+    assert lines("term") == started  # each child got the SIGTERM and handled it
+    assert not any(alive(pid) for pid in started)
 
 
 def test_secrets_generated_once_private_and_completed(tmp_path: Path) -> None:

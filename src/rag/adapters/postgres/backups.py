@@ -102,6 +102,32 @@ def compare_inventories(expected: Mapping[str, TableState], actual: Mapping[str,
     return problems
 
 
+def copy_catalogue(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> None:
+    """Replace ``dst``'s ``backups`` rows with ``src``'s, in one transaction of ``dst`` (the
+    columns both have: the two databases may be at different migrations), and move its id
+    sequence past them."""
+    columns_of = (
+        "SELECT array_agg(attname::text) FROM pg_attribute"
+        " WHERE attrelid = 'backups'::regclass AND attnum > 0 AND NOT attisdropped"
+    )
+    src_cols = src.execute(columns_of).fetchone()
+    dst_cols = dst.execute(columns_of).fetchone()
+    assert src_cols is not None and dst_cols is not None
+    names = sql.SQL(", ").join(map(sql.Identifier, sorted(set(src_cols[0]) & set(dst_cols[0]))))
+    with dst.transaction():
+        dst.execute("DELETE FROM backups")
+        with (
+            src.cursor().copy(sql.SQL("COPY (SELECT {} FROM backups) TO STDOUT").format(names)) as out,
+            dst.cursor().copy(sql.SQL("COPY backups ({}) FROM STDIN").format(names)) as into,
+        ):
+            for block in out:
+                into.write(block)
+        dst.execute(
+            "SELECT setval(pg_get_serial_sequence('backups', 'id'), coalesce(max(id), 0) + 1, false)"
+            " FROM backups"
+        )
+
+
 class BackupCatalogue:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool

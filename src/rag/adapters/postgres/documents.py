@@ -21,17 +21,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from rag.core.documents import Chunk, DocumentStatus
+from rag.core.documents import ADVANCES_FROM, Chunk, DocumentStatus
 from rag.core.errors import FailedPrecondition, NotFound, Unavailable
-
-# Which states a status may be entered from (the quarantine reason is required in SQL too).
-_ENTER_FROM: dict[DocumentStatus, tuple[str, ...]] = {
-    DocumentStatus.PARSED: ("received",),
-    DocumentStatus.CHUNKED: ("parsed",),
-    DocumentStatus.EMBEDDED: ("chunked",),
-    DocumentStatus.INDEXED: ("embedded",),
-    DocumentStatus.QUARANTINED: ("received", "parsed", "chunked", "embedded"),
-}
 
 # Claims of a document before it is given up on, counted since it last entered ``received``
 # from outside the pipeline (an upload of new content, a requeue of an indexed document).
@@ -61,6 +52,25 @@ def _lock_blobs(cur: psycopg.Cursor[Any], keys: Iterable[str], *, session: bool 
     function = "pg_advisory_lock" if session else "pg_advisory_xact_lock"
     for key in sorted(set(keys)):
         cur.execute(f"SELECT {function}(%s, hashtext(%s))", (_BLOB_LOCKS, key))
+
+
+def count_by_status(
+    cur: psycopg.Cursor[Any], *, tenant: str | None = None, ids: Sequence[uuid.UUID] = ()
+) -> dict[str, int]:
+    """Documents per status (every status, 0 for none), optionally of one tenant or only these
+    ids: the one query behind the DAGs' reports, the operators' stats and the state metrics."""
+    cur.execute(
+        """
+        SELECT status::text, count(*) FROM documents
+        WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+          AND (cardinality(%(ids)s::uuid[]) = 0 OR id = ANY(%(ids)s::uuid[]))
+        GROUP BY status
+        """,
+        {"tenant": tenant, "ids": list(ids)},
+    )
+    counts = {status.value: 0 for status in DocumentStatus}
+    counts.update({str(status): int(n) for status, n in cur.fetchall()})
+    return counts
 
 
 @dataclass(frozen=True)
@@ -272,19 +282,18 @@ class DocumentRepository:
         return [r[0] for r in rows]
 
     def counts_by_status(self, *, tenant: str | None = None, ids: Sequence[uuid.UUID] = ()) -> dict[str, int]:
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            return count_by_status(cur, tenant=tenant, ids=ids)
+
+    def quarantined_before(self, *, days: int) -> list[uuid.UUID]:
+        """Documents quarantined (last changed) more than ``days`` ago: what cleanup removes."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                """
-                SELECT status::text, count(*) FROM documents
-                WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
-                  AND (cardinality(%(ids)s::uuid[]) = 0 OR id = ANY(%(ids)s::uuid[]))
-                GROUP BY status
-                """,
-                {"tenant": tenant, "ids": list(ids)},
+                "SELECT id FROM documents"
+                " WHERE status = 'quarantined' AND updated_at < now() - make_interval(days => %s)",
+                (days,),
             ).fetchall()
-        counts = {status.value: 0 for status in DocumentStatus}
-        counts.update({status: int(n) for status, n in rows})
-        return counts
+        return [r[0] for r in rows]
 
     def source_uris(self, *, tenant: str, prefix: str) -> dict[str, uuid.UUID]:
         """Documents of a tenant whose source starts with ``prefix`` (to find deleted sources)."""
@@ -323,7 +332,7 @@ class DocumentRepository:
                     "reason": reason,
                     "title": title[:500] if title else None,
                     "id": document_id,
-                    "from": list(_ENTER_FROM[target]),
+                    "from": [s.value for s in ADVANCES_FROM.get(target, ())],
                 },
             )
             if cur.rowcount != 1:

@@ -1,8 +1,9 @@
-"""Readiness of PostgreSQL for the services' health checks."""
+"""Readiness of PostgreSQL for the services' health checks, and what the operators' check reports."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -22,3 +23,22 @@ async def database_ready(pool: AsyncConnectionPool[Any], timeout_s: float = 2.0)
         log.info("database not ready: %s", exc)
         return False
     return True
+
+
+@dataclass(frozen=True)
+class ServerVersions:
+    server: str
+    vector: str | None  # None: the extension is not installed
+    schema_revision: str | None  # Alembic's revision; None: never migrated
+
+
+def server_versions(database_url: str, timeout_s: float = 5.0) -> ServerVersions:
+    """PostgreSQL's version, pgvector's and the schema's migration, over a fresh connection."""
+    with psycopg.connect(database_url, connect_timeout=max(1, int(timeout_s))) as conn:
+        row = conn.execute(
+            "SELECT current_setting('server_version'),"
+            " (SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
+            " (SELECT version_num FROM alembic_version LIMIT 1)"
+        ).fetchone()
+    assert row is not None
+    return ServerVersions(str(row[0]), row[1], row[2])

@@ -119,6 +119,29 @@ class SearchRepository:
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
+    def sample_chunks(
+        self, model_version: str, limit: int
+    ) -> list[tuple[int, str, NDArray[np.float32], str]]:
+        """Up to ``limit`` random chunks of ``model_version``: (id, tenant, vector, text), for
+        checking that a restored index finds its own chunks."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, tenant, embedding, text FROM chunks WHERE embedding_model_version = %s"
+                " ORDER BY random() LIMIT %s",
+                (model_version, limit),
+            ).fetchall()
+        return [
+            (
+                int(chunk_id),
+                str(tenant),
+                np.asarray(
+                    embedding.to_numpy() if hasattr(embedding, "to_numpy") else embedding, dtype=np.float32
+                ),
+                str(text),
+            )
+            for chunk_id, tenant, embedding, text in rows
+        ]
+
     def dense(
         self, *, tenant: str, version: str, vector: NDArray[np.float32], k: int, filters: Filters
     ) -> list[tuple[int, float]]:

@@ -6,17 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DOCUMENT_STATUSES = ("received", "parsed", "chunked", "embedded", "indexed", "quarantined")
-TERMINAL_STATUSES = ("indexed", "quarantined")
+from psycopg import sql
+
+from rag.adapters.postgres.documents import count_by_status
+from rag.core.documents import TERMINAL_STATUSES as TERMINAL_STATUSES  # re-exported for the metrics
+from rag.core.documents import DocumentStatus
+
+DOCUMENT_STATUSES = tuple(s.value for s in DocumentStatus)
 BACKUP_KINDS = ("database", "model_repository")
 
 # One read-only transaction; the statement timeout keeps a slow database from holding a scrape.
-STATE_QUERIES = {
-    "documents": "SELECT status::text, count(*) FROM documents GROUP BY status",
-    "overdue": (
-        "SELECT status::text, count(*) FROM documents"
-        " WHERE deadline_at < now() AND status NOT IN ('indexed', 'quarantined') GROUP BY status"
-    ),
+STATE_QUERIES: dict[str, str | sql.Composed] = {
+    "overdue": sql.SQL(
+        "SELECT status::text, count(*) FROM documents WHERE deadline_at < now()"
+        " AND status::text NOT IN ({}) GROUP BY status"
+    ).format(sql.SQL(", ").join(sql.Literal(s.value) for s in TERMINAL_STATUSES)),
     "backups": (
         "SELECT kind, extract(epoch FROM max(finished_at))::float8 FROM backups"
         " WHERE status = 'succeeded' AND finished_at IS NOT NULL GROUP BY kind"
@@ -41,12 +45,13 @@ def read_state(pool: Any, timeout_s: float = 2.0) -> StateSnapshot:
     with pool.connection(timeout=timeout_s) as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION READ ONLY")
         cur.execute("SELECT set_config('statement_timeout', %s, true)", (str(int(timeout_s * 1000)),))
+        documents = count_by_status(cur)
         rows = {}
-        for name, sql in STATE_QUERIES.items():
-            cur.execute(sql)
+        for name, query in STATE_QUERIES.items():
+            cur.execute(query)
             rows[name] = cur.fetchall()
     return StateSnapshot(
-        documents={str(s): int(n) for s, n in rows["documents"]},
+        documents=documents,
         overdue={str(s): int(n) for s, n in rows["overdue"]},
         last_backup={str(k): float(t) for k, t in rows["backups"]},
         indexes=tuple((str(v), str(s), int(d)) for v, s, d in rows["indexes"]),

@@ -1,10 +1,13 @@
-"""System-wide counts for operators (AdminService.GetStats, metrics gauges)."""
+"""System-wide counts for operators (AdminService.GetStats); the metrics gauges read theirs
+through :mod:`rag.adapters.postgres.state`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from psycopg_pool import ConnectionPool
+
+from rag.adapters.postgres.documents import count_by_status
 
 
 @dataclass(frozen=True)
@@ -18,10 +21,9 @@ class SystemStats:
 
 
 def system_stats(pool: ConnectionPool) -> SystemStats:
-    with pool.connection() as conn:
-        rows = conn.execute("SELECT status::text, count(*) FROM documents GROUP BY status").fetchall()
-        by_status: dict[str, int] = {str(k): int(v) for k, v in rows}
-        row = conn.execute(
+    with pool.connection() as conn, conn.cursor() as cur:
+        by_status = count_by_status(cur)
+        row = cur.execute(
             """
             SELECT (SELECT count(*) FROM chunks c JOIN embedding_indexes e
                       ON e.model_version = c.embedding_model_version AND e.status = 'active'),
@@ -34,7 +36,7 @@ def system_stats(pool: ConnectionPool) -> SystemStats:
         ).fetchone()
     assert row is not None
     return SystemStats(
-        documents_by_status={str(k): int(v) for k, v in by_status.items()},
+        documents_by_status=by_status,
         chunks=int(row[0]),
         queries=int(row[1]),
         queries_last_24h=int(row[2]),

