@@ -13,6 +13,7 @@ from rag.core.auth import TENANT_PATTERN
 
 log = logging.getLogger(__name__)
 INDEX = Asset("rag://index/chunks")
+OTHERS_WAIT_S = 900  # about as long as `process`'s outage retries last
 
 DOC = """
 ### Ingest documents
@@ -95,9 +96,11 @@ each unfinished document with its status and last error (the sweeper picks them 
     render_template_as_native_obj=True,
 )
 def ingest_documents() -> None:
-    @task
+    @task(retries=6)  # an outage of object storage or PostgreSQL: retried as `process` is
     def receive(params: dict[str, Any] | None = None) -> list[list[str]]:
         """Record the source's files (or the given ids) as received; return batches of ids."""
+        import uuid
+
         from airflow.sdk.exceptions import AirflowFailException
         from rag_hooks import RagHook
 
@@ -113,7 +116,7 @@ def ingest_documents() -> None:
             )
         with RagHook() as hook:
             documents = hook.intake().documents
-            pending = [str(i) for i in documents.pending(tenant=tenant, ids=document_ids)]
+            wanted = [uuid.UUID(i) for i in document_ids]
             if source:
                 try:
                     report = receive_source(
@@ -135,17 +138,18 @@ def ingest_documents() -> None:
                 )
                 for uri, reason in report.rejected.items():
                     log.warning("unreadable: %s: %s", uri, reason)
-                pending = sorted(
-                    {
-                        *pending,
-                        *(str(i) for i in report.pending),
-                        *(str(i) for i in documents.pending(tenant=tenant)),
-                    }
-                )
+                wanted += report.documents
+            # Only this run's documents (the source's, unchanged ones a crashed run left
+            # `received` included, and the given ids): another document of the tenant waiting
+            # in `received` belongs to its own run (an upload's) or to the sweeper.
+            pending = [str(i) for i in documents.pending(tenant=tenant, ids=wanted)] if wanted else []
         log.info("%d documents to process", len(pending))
-        return in_batches(pending, params["batch_size"])
+        # Never no batch: `process` mapped over nothing is skipped, and the report after it
+        # with it, which let a run whose given documents another run held turn green unchecked.
+        return in_batches(pending, params["batch_size"]) or [[]]
 
     # Outage retries back off 10 s, 20 s, ... up to 5 min: about 10 minutes of outage in all.
+    # The report waits as long for documents another run is processing (its retries included).
     @task(max_active_tis_per_dagrun=2, retries=6)
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
         """Parse, chunk, embed and index one batch; a document's failure stays with it, an
@@ -162,23 +166,30 @@ def ingest_documents() -> None:
     @task(outlets=[INDEX], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def report(batches: list[list[str]], params: dict[str, Any] | None = None) -> dict[str, int]:
         """Refresh the BM25 statistics and report the run's documents per status; fail the run
-        naming each document it took on that is not indexed or quarantined (runs even when
-        ``process`` tasks failed)."""
+        naming each document it took on, or was given by id, that is not indexed or quarantined
+        (runs even when ``process`` tasks failed). A given document that another run is
+        processing is waited for, up to OTHERS_WAIT_S."""
         import uuid
 
         from airflow.sdk.exceptions import AirflowFailException
         from rag_hooks import RagHook
 
-        from rag.ingestion.pipeline import unfinished_report
+        from rag.ingestion.pipeline import await_others, unfinished_report
 
         assert params is not None
         taken = [uuid.UUID(doc_id) for batch in batches for doc_id in batch]
+        # The given ids this run did not take on are being processed by another run (or were
+        # already done): the run is green only once they are terminal too.
+        asked = list(dict.fromkeys([*taken, *(uuid.UUID(i) for i in params["document_ids"] or [])]))
         with RagHook() as hook:
             documents = hook.intake().documents
+            left = await_others(documents, asked, timeout_s=OTHERS_WAIT_S)
+            if left:
+                log.warning("%d documents still processed elsewhere after %d s", len(left), OTHERS_WAIT_S)
             documents.refresh_lexical_statistics(tenants=[params["tenant"]])  # the only one it touched
             run = {k: n for k, n in documents.counts_by_status(ids=taken).items() if n} if taken else {}
             totals = documents.counts_by_status(tenant=params["tenant"])
-            unfinished = unfinished_report(documents, taken)
+            unfinished = unfinished_report(documents, asked)
         log.info("this run's %d documents by status: %s", len(taken), run)
         log.info("tenant %s documents by status: %s", params["tenant"], totals)
         if unfinished:

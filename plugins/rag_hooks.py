@@ -132,6 +132,8 @@ class RagHook(BaseHook):
 
         from rag.core.errors import Unavailable
 
+        if not document_ids:  # the one empty batch of a run with nothing to process
+            return {}
         counts: dict[str, int] = {}
         outages: list[str] = []
         pipeline = self.pipeline(chunking, max_attempts=max_attempts)

@@ -94,10 +94,16 @@ def test_a_model_not_ready_is_an_outage_another_transient_error_quarantines_at_t
 ) -> None:
     from dataclasses import replace
 
-    from rag.core.errors import FailedPrecondition, NotFound
+    from tritonclient.utils import InferenceServerException
 
-    def not_loaded(texts: object) -> object:  # Triton restarted without its models
-        raise FailedPrecondition("Triton model embedder is not loaded or not ready")
+    from rag.adapters.triton import translate
+    from rag.core.errors import NotFound
+
+    def not_loaded(texts: object) -> object:  # Triton restarted and has not loaded its models yet
+        raise translate(
+            InferenceServerException("Request for unknown model: 'embedder' has no available versions"),
+            model="embedder",
+        )
 
     tenant = f"t{uuid.uuid4().hex[:10]}"
     doc = intake.receive(b"Retry me.", tenant=tenant, filename="r.txt").document

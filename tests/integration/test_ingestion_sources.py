@@ -77,3 +77,38 @@ def test_delete_missing_respects_s3_key_components(
     finally:
         for key in keys:
             blobs.delete(bucket, key)
+
+
+def test_an_object_store_outage_stops_the_source_instead_of_marking_files_unreadable(
+    intake: Intake, settings: Settings, tmp_path: Path
+) -> None:
+    """With object storage down no file can be stored: receiving raises Unavailable (the DAG
+    task fails and is retried) instead of reporting every file unreadable and going on, which
+    ended runs green with files never recorded; once it is back, the same call records them all."""
+    from dataclasses import replace
+    from urllib.parse import urlsplit
+
+    from rag.core.errors import Unavailable
+    from tests.fixtures.proxy import TcpProxy
+
+    tenant = f"src{uuid.uuid4().hex[:8]}"
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for n in range(3):
+        (root / f"{n}.txt").write_text(f"Note {n} for {tenant}")
+    policy = SourcePolicy(roots=(tmp_path.resolve(),))
+    parts = urlsplit(settings.S3_ENDPOINT_URL)
+    assert parts.hostname is not None and parts.port is not None
+    with TcpProxy(parts.hostname, parts.port) as proxy:
+        down = BlobStore(
+            settings.model_copy(update={"S3_ENDPOINT_URL": f"http://{proxy.address}"}), read_timeout=0.5
+        )
+        proxied = replace(intake, blobs=down)
+        proxy.stop()
+        with pytest.raises(Unavailable):
+            receive_source(proxied, str(root), tenant=tenant, delete_missing=False, policy=policy)
+        assert _uris(intake, tenant, "file://") == set()
+        proxy.start()
+        report = receive_source(proxied, str(root), tenant=tenant, delete_missing=False, policy=policy)
+    assert (len(report.pending), report.rejected) == (3, {})
+    assert len(_uris(intake, tenant, "file://")) == 3

@@ -90,8 +90,18 @@ def translate(exc: InferenceServerException, *, model: str) -> RagError:
         return Overloaded(f"Triton model {model} is overloaded: {message}")
     if "INVALID_ARG" in status:
         return InvalidInput(f"Triton model {model} rejected the request: {message}")
-    if "unknown model" in message or "is not ready" in message or "NOT_FOUND" in status:
-        return FailedPrecondition(f"Triton model {model} is not loaded or not ready: {message}")
+    if (
+        "unknown model" in message
+        or "is not ready" in message
+        or "no available versions" in message
+        or "NOT_FOUND" in status
+    ):
+        # Transient for a caller: Triton (re)starting loads its models one by one (`make up`,
+        # a promotion); a model missing for good shows in Triton's health and the message.
+        return Unavailable(
+            f"Triton model {model} is not loaded or not ready (loading after a restart?): {message};"
+            " retry shortly"
+        )
     return Unavailable(f"Triton model {model} failed: {message}")
 
 

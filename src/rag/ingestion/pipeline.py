@@ -32,7 +32,6 @@ from rag.core.chunking import ChunkingOptions
 from rag.core.documents import Chunk, DocumentStatus
 from rag.core.errors import (
     DeadlineExceeded,
-    FailedPrecondition,
     InvalidInput,
     Overloaded,
     RagError,
@@ -93,7 +92,7 @@ class Pipeline:
             return prepared
         began = time.perf_counter()
         try:
-            vectors = self._embed([c.text for c in prepared.chunks])
+            vectors = self.embed([c.text for c in prepared.chunks])
         except Exception as exc:
             return self._failed(prepared.document_id, prepared.attempt, exc, prepared.seconds)
         return self._finish(prepared, vectors, time.perf_counter() - began)
@@ -151,16 +150,10 @@ class Pipeline:
     def _embed_by_length(self, chunks: Sequence[Chunk]) -> NDArray[np.float32]:
         """Embed in order of token count, so each model batch pads its texts to similar lengths."""
         order = sorted(range(len(chunks)), key=lambda i: chunks[i].token_count)
-        vectors = self._embed([chunks[i].text for i in order])
+        vectors = self.embed([chunks[i].text for i in order])
         unsorted = np.empty_like(vectors)
         unsorted[order] = vectors
         return unsorted
-
-    def _embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        try:
-            return self.embed(texts)
-        except FailedPrecondition as exc:  # the model is not loaded (yet): Triton is not ready
-            raise Unavailable(str(exc)) from None
 
     # -- steps ----------------------------------------------------------------------------------
     def _prepare(self, document_id: uuid.UUID) -> _Prepared | Outcome:
@@ -260,6 +253,26 @@ class Pipeline:
         reason = f"unexpected error: {type(exc).__name__}: {exc}"
         self.documents.quarantine(document_id, reason)
         return Outcome(document_id, DocumentStatus.QUARANTINED, reason=reason, seconds=timings)
+
+
+def await_others(
+    documents: DocumentRepository,
+    document_ids: Sequence[uuid.UUID],
+    *,
+    timeout_s: float,
+    poll_s: float = 5.0,
+) -> list[uuid.UUID]:
+    """Wait until no worker processes any of ``document_ids`` (see
+    :meth:`DocumentRepository.in_progress`), at most ``timeout_s``; the ones still in progress.
+
+    A run asked for a document that another run had claimed first (an upload's document that a
+    folder's run took on, a re-upload while the first run works) cannot call itself finished
+    until that one is; one nobody processes is not waited for.
+    """
+    deadline = time.monotonic() + timeout_s
+    while (busy := documents.in_progress(document_ids)) and time.monotonic() < deadline:
+        time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+    return busy
 
 
 def unfinished_report(documents: DocumentRepository, document_ids: Sequence[uuid.UUID]) -> str | None:

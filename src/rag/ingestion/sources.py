@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from rag.adapters.objectstore import BlobStore
-from rag.core.errors import InvalidInput, RagError
+from rag.core.errors import DeadlineExceeded, InvalidInput, Overloaded, RagError, Unavailable
 from rag.ingestion.intake import Intake
 
 if TYPE_CHECKING:
@@ -190,9 +190,16 @@ def read_item(item: SourceItem, blobs: BlobStore | None, policy: SourcePolicy) -
     return blobs.get(bucket, key)
 
 
+# Errors of a dependency, not of a file: receiving the source stops (receiving again is
+# idempotent: unchanged files are recognised by their hash). Counting them as unreadable files
+# would end the run green with those files never recorded.
+TRANSIENT = (Unavailable, DeadlineExceeded, Overloaded)
+
+
 @dataclass
 class ReceiveReport:
-    pending: list[uuid.UUID] = field(default_factory=list)
+    pending: list[uuid.UUID] = field(default_factory=list)  # new or changed
+    documents: list[uuid.UUID] = field(default_factory=list)  # every file's document, changed or not
     unchanged: int = 0
     rejected: dict[str, str] = field(default_factory=dict)
     deleted: list[uuid.UUID] = field(default_factory=list)
@@ -203,7 +210,8 @@ def receive_source(
 ) -> ReceiveReport:
     """Receive every file of ``source``; documents whose file is gone are deleted (optionally).
 
-    A source ``policy`` refuses raises :class:`InvalidInput` before anything is read. A file that
+    A source ``policy`` refuses raises :class:`InvalidInput` before anything is read. An outage
+    of object storage or the database (:data:`TRANSIENT`) is raised as it is. A file that
     cannot be read (or that resolves out of the allowed roots) is reported, never silently
     skipped; unreadable formats are received and then quarantined by the pipeline with their
     reason.
@@ -220,10 +228,13 @@ def receive_source(
                 source_uri=item.uri,
                 filename=item.name,
             )
+        except TRANSIENT:
+            raise  # a dependency is down, not the file: the caller retries the whole source
         except (RagError, OSError) as exc:
             log.warning("cannot receive %s: %s", item.uri, exc)
             report.rejected[item.uri] = str(exc)
             continue
+        report.documents.append(received.document.id)
         if received.changed:
             report.pending.append(received.document.id)
         else:

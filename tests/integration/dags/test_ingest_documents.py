@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from rag.ingestion.intake import Intake
 from tests.fixtures.airflow import ROOT, load_dag
 from tests.fixtures.corpus import POISON, mixed_corpus
 
@@ -188,3 +189,60 @@ def test_an_outage_fails_the_run_naming_its_documents_and_keeps_their_attempts(
     state, docs, _ = run()
     assert state == "success"
     assert docs["empty.txt"][0] == "quarantined" and all(docs[n][0] == "indexed" for n in corpus), docs
+
+
+def test_a_given_document_another_run_is_processing_keeps_the_run_from_going_green_until_it_is_done(
+    dag_env: dict[str, str], db: psycopg.Connection, intake: Intake
+) -> None:
+    """An upload's run finds its document already taken by another run (past ``received``): it
+    processes nothing itself, and its report waits for the other run to finish the document
+    before the run may succeed (it used to turn green at once, the document unfinished)."""
+    import threading
+    import time
+
+    tenant = f"dag{uuid.uuid4().hex[:8]}"
+    doc = intake.receive(b"Tides follow the moon.", tenant=tenant, filename="tide.txt").document
+    db.execute("UPDATE documents SET status = 'chunked' WHERE id = %s", (doc.id,))  # another run's
+    db.commit()
+    finished_at: list[float] = []
+
+    def the_other_run_finishes() -> None:
+        time.sleep(10)
+        with psycopg.connect(dag_env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(
+                "UPDATE documents SET status = 'quarantined', error_reason = 'finished by the other run'"
+                " WHERE id = %s",
+                (doc.id,),
+            )
+        finished_at.append(time.monotonic())
+
+    other = threading.Thread(target=the_other_run_finishes)
+    other.start()
+    try:
+        state = _run({"document_ids": [str(doc.id)], "tenant": tenant})
+        returned_at = time.monotonic()
+    finally:
+        other.join()
+    assert state == "success"
+    assert finished_at and finished_at[0] <= returned_at  # green only after the document was done
+
+
+def test_in_progress_names_only_documents_a_worker_holds(intake: Intake) -> None:
+    from rag.ingestion.pipeline import await_others
+
+    tenant = f"dag{uuid.uuid4().hex[:8]}"
+    waiting, held, claimed, done = (
+        intake.receive(
+            f"Document {n} {uuid.uuid4().hex}".encode(), tenant=tenant, filename=f"{n}.txt"
+        ).document
+        for n in range(4)
+    )
+    documents = intake.documents
+    with documents.pool.connection() as conn:
+        conn.execute("UPDATE documents SET status = 'embedded' WHERE id = %s", (held.id,))
+        conn.execute("UPDATE documents SET status = 'indexed' WHERE id = %s", (done.id,))
+    assert documents.claim(claimed.id, deadline_s=60).attempt == 1
+    ids = [waiting.id, held.id, claimed.id, done.id]
+    assert set(documents.in_progress(ids)) == {held.id, claimed.id}
+    assert await_others(documents, [waiting.id, done.id], timeout_s=30) == []  # nobody holds them
+    assert set(await_others(documents, ids, timeout_s=0.5, poll_s=0.1)) == {held.id, claimed.id}

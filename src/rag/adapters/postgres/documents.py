@@ -418,6 +418,21 @@ class DocumentRepository:
             )
             return [DocumentRecord.from_row(r) for r in cur.fetchall()]
 
+    def in_progress(self, document_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """Those of ``document_ids`` a worker is processing now: past ``received`` and not
+        terminal, or ``received`` under a claim that has not run out."""
+        if not document_ids:
+            return []
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM documents WHERE id = ANY(%s::uuid[])"
+                " AND (status NOT IN ('received', 'indexed', 'quarantined')"
+                "      OR (status = 'received' AND claimed_until > now()))"
+                " ORDER BY created_at, id",
+                (list(document_ids),),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def write_chunks(
         self,
         document_id: uuid.UUID,
