@@ -154,14 +154,17 @@ def ingest_documents() -> None:
     def process(batch: list[str], params: dict[str, Any] | None = None) -> dict[str, int]:
         """Parse, chunk, embed and index one batch; a document's failure stays with it, an
         outage fails the task (after the batch) so that Airflow retries it."""
+        from airflow.sdk import get_current_context
         from rag_hooks import RagHook
 
         from rag.core.chunking import ChunkingOptions
 
         assert params is not None
+        ti = get_current_context()["ti"]  # a retry is the same task instance: it owns the claims
+        owner = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{ti.map_index}"
         chunking = ChunkingOptions(params["chunk_tokens"], params["overlap_tokens"])
         with RagHook() as hook:
-            return hook.process_batch(batch, chunking)
+            return hook.process_batch(batch, chunking, owner=owner)
 
     @task(outlets=[INDEX], trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS)
     def report(batches: list[list[str]], params: dict[str, Any] | None = None) -> dict[str, int]:

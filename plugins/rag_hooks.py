@@ -119,16 +119,24 @@ class RagHook(BaseHook):
         )
 
     def process_batch(
-        self, document_ids: list[str], chunking: ChunkingOptions, *, max_attempts: int | None = None
+        self,
+        document_ids: list[str],
+        chunking: ChunkingOptions,
+        *,
+        max_attempts: int | None = None,
+        owner: str | None = None,
     ) -> dict[str, int]:
         """One mapped ingestion task: the pipeline over ``document_ids`` (their chunks embedded
         together), each outcome logged; the count of documents per resulting status.
         ``max_attempts`` (default: the pipeline's) caps claims and transient retries.
+        ``owner`` (the task instance) signs the claims; claims it still holds from an earlier
+        try, which died with them, are given back first.
 
         Raises :class:`~rag.core.errors.Unavailable` after the batch when a dependency was down
         for any of its documents (they are back to ``received``, their attempts kept), so that
         Airflow retries the task with backoff; the documents it finished stay finished."""
         import uuid
+        from dataclasses import replace
 
         from rag.core.errors import Unavailable
 
@@ -136,7 +144,11 @@ class RagHook(BaseHook):
             return {}
         counts: dict[str, int] = {}
         outages: list[str] = []
-        pipeline = self.pipeline(chunking, max_attempts=max_attempts)
+        pipeline = replace(self.pipeline(chunking, max_attempts=max_attempts), owner=owner)
+        if owner is not None:
+            released = pipeline.documents.release_claims([uuid.UUID(i) for i in document_ids], owner=owner)
+            if released:
+                log.warning("took back %d claims an earlier try of %s left behind", len(released), owner)
         for outcome in pipeline.process_many([uuid.UUID(doc_id) for doc_id in document_ids]):
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
             timing = " ".join(f"{k}={v:.2f}s" for k, v in outcome.seconds.items())

@@ -114,3 +114,30 @@ def test_outage_retries_use_up_no_attempt_and_worker_deaths_still_count(
         quarantined="worker died during parsing 3 times"
     )
     assert documents.unfinished([doc_id]) == []
+
+
+def test_a_retry_takes_back_the_claims_its_dead_try_left_and_no_one_elses(
+    intake: Intake, pipeline: Pipeline, tenant: str
+) -> None:
+    """A try that died with its claims (PostgreSQL killed under it) left them running for the
+    whole deadline; the next try of the same task instance gives them back and processes the
+    documents at once. Another owner's running claim stays untouched."""
+    from dataclasses import replace
+
+    documents = pipeline.documents
+    mine, midway, theirs = (_received(intake, tenant) for _ in range(3))
+    owner = f"ingest_documents/run-{uuid.uuid4().hex[:6]}/process/0"
+    assert documents.claim(mine, deadline_s=900, owner=owner).attempt == 1
+    assert documents.claim(midway, deadline_s=900, owner=owner).attempt == 1
+    documents.advance(midway, DocumentStatus.PARSED)  # the dead try got this one further
+    assert documents.claim(theirs, deadline_s=900, owner="someone/else/process/0").attempt == 1
+
+    retry = replace(pipeline, owner=owner)
+    assert retry.process(mine).reason == "being processed by another worker"  # before the release
+    released = documents.release_claims([mine, midway, theirs], owner=owner)
+    assert set(released) == {mine, midway}
+    assert documents.release_claims([mine, midway, theirs], owner=owner) == []  # nothing held now
+    for doc_id in (mine, midway):
+        assert retry.process(doc_id).status is DocumentStatus.INDEXED
+    assert documents.get(theirs).status is DocumentStatus.RECEIVED
+    assert set(documents.in_progress([theirs])) == {theirs}  # its owner's claim still runs

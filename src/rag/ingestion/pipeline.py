@@ -84,6 +84,7 @@ class Pipeline:
     chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
     max_attempts: int = MAX_ATTEMPTS
     deadline_s: float = 15 * 60.0
+    owner: str | None = None  # who claims (an Airflow task instance): its retry takes them back
 
     def process(self, document_id: uuid.UUID) -> Outcome:
         """Run one received document to a terminal state (or back to received on a transient error)."""
@@ -160,7 +161,9 @@ class Pipeline:
         doc = self.documents.get(document_id)
         if doc.status is not DocumentStatus.RECEIVED:
             return Outcome(document_id, doc.status, reason="not waiting for ingestion")
-        claim = self.documents.claim(document_id, deadline_s=self.deadline_s, max_attempts=self.max_attempts)
+        claim = self.documents.claim(
+            document_id, deadline_s=self.deadline_s, max_attempts=self.max_attempts, owner=self.owner
+        )
         if claim.quarantined is not None:  # claimed max_attempts times already: its workers died
             return Outcome(document_id, DocumentStatus.QUARANTINED, reason=claim.quarantined)
         attempt = claim.attempt

@@ -343,7 +343,14 @@ class DocumentRepository:
     def quarantine(self, document_id: uuid.UUID, reason: str) -> None:
         self.advance(document_id, DocumentStatus.QUARANTINED, reason=reason[:2000])
 
-    def claim(self, document_id: uuid.UUID, *, deadline_s: float, max_attempts: int = MAX_ATTEMPTS) -> Claim:
+    def claim(
+        self,
+        document_id: uuid.UUID,
+        *,
+        deadline_s: float,
+        max_attempts: int = MAX_ATTEMPTS,
+        owner: str | None = None,
+    ) -> Claim:
         """Claim a ``received`` document for processing until the deadline: count the attempt and
         push the deadline out. Another worker's claim that has not run out is left alone (that
         worker will move it on).
@@ -353,7 +360,8 @@ class DocumentRepository:
         quarantines it or gives the claim back), so its worker died fetching or parsing it:
         'worker died during parsing 3 times'. Attempts count every claim since the document
         was received, retries after a transient failure included, except those that ended in a
-        dependency outage: :meth:`reset_to_received` gives such an attempt back.
+        dependency outage: :meth:`reset_to_received` gives such an attempt back. ``owner`` names
+        the claim's holder for :meth:`release_claims`.
         """
         with self.pool.connection() as conn:
             row = conn.execute(
@@ -368,12 +376,13 @@ class DocumentRepository:
                     deadline_at = CASE WHEN attempts < %(max)s
                         THEN now() + make_interval(secs => %(deadline)s) ELSE deadline_at END,
                     claimed_until = CASE WHEN attempts < %(max)s
-                        THEN now() + make_interval(secs => %(deadline)s) END
+                        THEN now() + make_interval(secs => %(deadline)s) END,
+                    claimed_by = CASE WHEN attempts < %(max)s THEN %(owner)s END
                 WHERE id = %(id)s AND status = 'received'
                   AND (claimed_until IS NULL OR claimed_until < now())
                 RETURNING status::text, attempts, error_reason
                 """).format(died=_worker_died("'received'", "attempts")),
-                {"deadline": deadline_s, "id": document_id, "max": max_attempts},
+                {"deadline": deadline_s, "id": document_id, "max": max_attempts, "owner": owner},
             ).fetchone()
             exists = (
                 row is not None
@@ -385,6 +394,24 @@ class DocumentRepository:
             return Claim()
         status, attempts, reason = row
         return Claim(quarantined=reason) if status == "quarantined" else Claim(attempt=int(attempts))
+
+    def release_claims(self, document_ids: Sequence[uuid.UUID], *, owner: str) -> list[uuid.UUID]:
+        """Give back the claims ``owner`` still holds on ``document_ids`` (its earlier try died
+        with them: the database went away under it, or it was killed): those documents go back
+        to ``received``, claimable at once, their attempts kept. Returns them."""
+        if not document_ids:
+            return []
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                """
+                UPDATE documents SET status = 'received', claimed_until = NULL, claimed_by = NULL
+                WHERE id = ANY(%(ids)s::uuid[]) AND claimed_by = %(owner)s AND claimed_until IS NOT NULL
+                  AND status IN ('received', 'parsed', 'chunked', 'embedded')
+                RETURNING id
+                """,
+                {"ids": list(document_ids), "owner": owner},
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def reset_to_received(self, document_id: uuid.UUID, *, outage: str | None = None) -> None:
         """A retry after a transient failure starts again from ``received``, claimable at once.
