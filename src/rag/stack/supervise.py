@@ -6,7 +6,10 @@ is started again after a back-off (1 s, doubling to 10 s; back to 1 s once it ra
 supervisor is its children's subreaper: what a dead child leaves behind (the LocalExecutor
 workers of a killed scheduler, a task process in a session of its own) is reparented to it and
 killed before the child is restarted, so nothing of the old one lingers. SIGTERM/SIGINT are
-forwarded to every child; once they have exited, anything left below the supervisor is killed.
+forwarded to every child, the first command's last: once the others have exited (or after
+:data:`FIRST_LAST_S`), since they may still call it while they stop (Airflow's api-server, which
+the scheduler's task processes report to). Once all have exited, anything left below the
+supervisor is killed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ SEPARATOR = ":::"
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 10.0
 STABLE_AFTER_S = 60.0  # a child that ran this long restarts after the first back-off again
+FIRST_LAST_S = 20.0  # how long the first command outlives the others' stop at most
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -113,12 +117,18 @@ def main(argv: list[str]) -> int:
         child.start()
     stopping = False
 
+    received: list[int] = []
+
+    def signal_children(signum: int, which: list[Child]) -> None:
+        for child in which:
+            if child.running() and child.proc is not None:
+                child.proc.send_signal(signum)
+
     def forward(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
-        for child in children:
-            if child.running() and child.proc is not None:
-                child.proc.send_signal(signum)
+        received.append(signum)
+        signal_children(signum, children[1:] if len(received) == 1 else children)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -141,7 +151,13 @@ def main(argv: list[str]) -> int:
                 child.start()
         _reap_orphans(_pids(children))
         time.sleep(0.2)
+    first_signalled = len(received) > 1
+    last_call = time.monotonic() + FIRST_LAST_S
     while any(child.running() for child in children):
+        others_done = not any(child.running() for child in children[1:])
+        if not first_signalled and (others_done or time.monotonic() >= last_call):
+            signal_children(received[0], children[:1])
+            first_signalled = True
         _reap_orphans(_pids(children))
         time.sleep(0.2)
     kill_orphans(set())

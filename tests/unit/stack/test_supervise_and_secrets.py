@@ -89,6 +89,37 @@ def test_supervisor_forwards_sigterm(tmp_path: Path) -> None:
     assert not any(alive(pid) for pid in started)
 
 
+def test_supervisor_stops_the_first_command_last(tmp_path: Path) -> None:
+    """The others may still call the first (Airflow's scheduler reports its tasks to the
+    api-server) while they stop: it gets the SIGTERM once they have exited."""
+    log = tmp_path / "order"
+
+    def command(name: str, linger_s: float) -> list[str]:
+        code = (
+            "import signal, sys, time\n"
+            "def term(signum, frame):\n"
+            f"    time.sleep({linger_s})\n"
+            f"    open({str(log)!r}, 'a').write('{name}\\n')\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, term)\n"
+            f"open({str(log)!r}, 'a').write('up {name}\\n')\n"
+            "time.sleep(60)\n"
+        )
+        return [sys.executable, "-c", code]
+
+    argv = [*command("first", 0.0), SEPARATOR, *command("second", 1.0)]
+    proc = subprocess.Popen([sys.executable, "-m", "rag.stack.supervise", *argv])
+    try:
+        _wait_for(lambda: log.exists() and log.read_text().count("up ") == 2, "both children to start")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stopped = [line for line in log.read_text().splitlines() if not line.startswith("up ")]
+    assert stopped == ["second", "first"]  # the second lingered 1 s, the first still waited
+
+
 def test_secrets_generated_once_private_and_completed(tmp_path: Path) -> None:
     path = tmp_path / "secrets.env"
     first = ensure_secrets(path)
