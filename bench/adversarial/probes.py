@@ -32,6 +32,7 @@ from bench.latency import case_variant
 from rag.client import RagClient
 
 SERVING = "SERVING"
+STARTUP_S = 120.0  # for the health probe's process to make its first check
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -89,7 +90,7 @@ class Latencies:
 
 
 def _check_health(
-    address: str, service: str, interval_s: float, timeout_s: float, stop: Any, results: Any
+    address: str, service: str, interval_s: float, timeout_s: float, stop: Any, ready: Any, results: Any
 ) -> None:
     """The health probe's loop, in a process of its own (see :class:`HealthProbe`)."""
     seconds: list[float] = []
@@ -108,6 +109,7 @@ def _check_health(
                 answer = f"failed: {cast(grpc.Call, exc).code().name}"
             seconds.append(time.perf_counter() - began)
             answers[answer] += 1
+            ready.set()  # the first check is in: the probe runs
             due = max(due + interval_s, time.monotonic())
             stop.wait(max(0.0, due - time.monotonic()))
     results.send((seconds, at, dict(answers)))
@@ -126,10 +128,11 @@ class HealthProbe:
     ) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
+        self._ready = context.Event()
         self._results, sender = context.Pipe(duplex=False)
         self._process = context.Process(
             target=_check_health,
-            args=(address, service, interval_s, timeout_s, self._stop, sender),
+            args=(address, service, interval_s, timeout_s, self._stop, self._ready, sender),
             name="health-probe",
             daemon=True,
         )
@@ -138,7 +141,13 @@ class HealthProbe:
         self.answers: Counter[str] = Counter()  # SERVING, NOT_SERVING, or "failed: <code>"
 
     def __enter__(self) -> Self:
+        """Start the probe and return once its first check is in (a new process takes seconds
+        to import grpc on a busy machine: what it would miss meanwhile is not measured)."""
         self._process.start()
+        if not self._ready.wait(STARTUP_S):
+            self._stop.set()
+            self._process.join(timeout=5)
+            raise RuntimeError(f"the health probe did not make its first check within {STARTUP_S:.0f} s")
         return self
 
     def __exit__(self, *exc: object) -> None:

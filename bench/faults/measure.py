@@ -11,20 +11,31 @@ question, so a measurement never holds a connection across an outage).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
+from rag.adapters.postgres.errors import database_errors
+from rag.core.errors import RagError
 from rag.settings import Settings
 
 TERMINAL = ("indexed", "quarantined")
-DatabaseError = psycopg.Error
+# What a measurement raises while PostgreSQL is down: the driver's errors, translated as the
+# product's adapters translate them (Unavailable, DeadlineExceeded).
+DatabaseError = RagError
 
 
-def _connect(settings: Settings) -> psycopg.Connection:
-    return psycopg.connect(settings.DATABASE_URL, autocommit=True, connect_timeout=5)
+@contextmanager
+def _connect(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    with (
+        database_errors(),
+        psycopg.connect(settings.DATABASE_URL, autocommit=True, connect_timeout=5) as conn,
+    ):
+        yield conn
 
 
 def folder_uri(folder: Path) -> str:
