@@ -133,6 +133,31 @@ def new_tenant(label: str) -> str:
     return f"faults-{label}-{uuid.uuid4().hex[:8]}"
 
 
+def corpus_loads(
+    target: Target,
+    tenant: str,
+    corpus: Corpus,
+    *,
+    searchers: int,
+    upload_interval_s: float,
+    uploads_in_flight: int = 1,
+) -> Loads:
+    """A cell's searchers (on the corpus's search tenant, indexed once) and its upload stream
+    into ``tenant``."""
+    return Loads(
+        target.grpc_address,
+        target.settings,
+        tenant,
+        queries=corpus.queries,
+        texts=corpus.upload_texts,
+        searchers=searchers,
+        upload_interval_s=upload_interval_s,
+        uploads_in_flight=uploads_in_flight,
+        nonce=tenant,
+        search_tenant=ensure_search_tenant(target.settings, corpus),
+    )
+
+
 def run_cell(
     target: Target,
     cell: str,
@@ -154,22 +179,17 @@ def run_cell(
     settings = target.settings
     tenant = new_tenant(cell)
     corpus = corpus or scifact(documents, nonce=tenant, data=data)
-    search_tenant = ensure_search_tenant(settings, corpus)
-    folder = write_folder(settings, corpus, tenant)
-    airflow = AirflowRuns.from_settings(settings)
-    watch = RunWatch(airflow, settings, tenant, folder).start()
-    loads = Loads(
-        target.grpc_address,
-        settings,
+    loads = corpus_loads(
+        target,
         tenant,
-        queries=corpus.queries,
-        texts=corpus.upload_texts,
+        corpus,
         searchers=searchers,
         upload_interval_s=upload_interval_s,
         uploads_in_flight=uploads_in_flight,
-        nonce=tenant,
-        search_tenant=search_tenant,
     )
+    folder = write_folder(settings, corpus, tenant)
+    airflow = AirflowRuns.from_settings(settings)
+    watch = RunWatch(airflow, settings, tenant, folder).start()
     notes: list[str] = []
     cleaned = False
     try:

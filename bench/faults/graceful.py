@@ -17,10 +17,10 @@ from typing import Any
 
 from bench import report
 from bench.faults import measure
-from bench.faults.cell import Progress, by_method, cleanup, errors_only, new_tenant, split_calls
-from bench.faults.corpus import Corpus, ensure_search_tenant
+from bench.faults.cell import Progress, by_method, cleanup, corpus_loads, errors_only, new_tenant, split_calls
+from bench.faults.corpus import Corpus
 from bench.faults.inject import kill, recover
-from bench.faults.loads import Loads, retry_probe
+from bench.faults.loads import retry_probe
 from bench.target import Target
 
 ACCEPTABLE = frozenset({"OK", "UNAVAILABLE", "RESOURCE_EXHAUSTED"})
@@ -68,17 +68,7 @@ def graceful_cell(
 ) -> GracefulResult:
     settings = target.settings
     tenant = new_tenant(f"graceful-{component}")
-    loads = Loads(
-        target.grpc_address,
-        settings,
-        tenant,
-        queries=corpus.queries,
-        texts=corpus.upload_texts,
-        searchers=searchers,
-        upload_interval_s=upload_interval_s,
-        nonce=tenant,
-        search_tenant=ensure_search_tenant(settings, corpus),
-    )
+    loads = corpus_loads(target, tenant, corpus, searchers=searchers, upload_interval_s=upload_interval_s)
     try:
         loads.start()
         time.sleep(before_s)
