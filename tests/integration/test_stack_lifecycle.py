@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ from rag.stack.components.triton import Triton
 from rag.stack.config import StackConfig
 from rag.stack.process import alive, descendants
 from rag.stack.stack import LocalStack
-from tests.fixtures.stack import free_ports, make_state_dir
+from tests.fixtures.stack import free_ports, private_stack
 
 pytestmark = pytest.mark.integration
 
@@ -116,17 +115,8 @@ def test_port_in_use_is_one_line_naming_the_fix(scratch_stack_dir: Path) -> None
 
 @pytest.fixture(scope="module")
 def crashing_stack() -> Iterator[LocalStack]:
-    state_dir = make_state_dir("rag-test-crash-")
-    config = StackConfig(
-        state_dir=state_dir, ports=free_ports(), components=("postgres", "triton", "airflow")
-    )
-    stack = LocalStack(config)
-    try:
-        stack.up()
+    with private_stack("rag-test-crash-", ("postgres", "triton", "airflow")) as stack:
         yield stack
-    finally:
-        stack.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _kill(pid: int | None) -> None:

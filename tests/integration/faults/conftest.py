@@ -7,27 +7,19 @@ test leaves it healthy for the next: a test that kills a component recovers it w
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
 from rag.settings import Settings, load_settings
-from rag.stack.config import StackConfig
 from rag.stack.stack import LocalStack
-from tests.fixtures.stack import free_ports, make_state_dir
+from tests.fixtures.stack import private_stack
 
 
 @pytest.fixture(scope="package")
 def own_stack() -> Iterator[LocalStack]:
-    state_dir = make_state_dir("rag-test-faults-")
-    local = LocalStack(StackConfig(state_dir=state_dir, ports=free_ports()))
-    try:
-        local.up()
+    with private_stack("rag-test-faults-") as local:
         yield local
-    finally:
-        local.down()
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")
