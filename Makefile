@@ -64,7 +64,7 @@ destroy: install
 	$(PY) -m rag.stack destroy
 
 demo: install
-	$(PY) -m rag.demo
+	$(PY) -m rag.cli.demo
 
 # Static checks first (ruff, ruff format, mypy strict: a minute), then every test.
 test: install lint typecheck

@@ -74,8 +74,8 @@ def register_models() -> None:
         """Register (and, with alias champion, promote) the model; returns its version."""
         from pathlib import Path
 
-        from rag.models.lifecycle import open_lifecycle
-        from rag.models.packaging import ModelKind
+        from rag.modelops.lifecycle import open_lifecycle
+        from rag.modelops.packaging import ModelKind
         from rag.settings import load_settings
 
         assert params is not None

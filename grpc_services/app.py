@@ -67,7 +67,7 @@ async def application(
     from rag.core.throttle import LoginThrottle
     from rag.generation.service import GenerationService
     from rag.ingestion.intake import Intake, UploadSlots
-    from rag.models.lifecycle import open_lifecycle
+    from rag.modelops.lifecycle import open_lifecycle
     from rag.parsing import ParseLimits
     from rag.retrieval.service import RetrievalService
 

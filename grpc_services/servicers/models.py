@@ -1,6 +1,6 @@
 """``rag.v1.ModelService``: the models as MLflow, the deployment records and Triton see them.
 
-ListModels and UpdateAllModels delegate to the model lifecycle (rag.models.lifecycle), the same
+ListModels and UpdateAllModels delegate to the model lifecycle (rag.modelops.lifecycle), the same
 code the CLI, the MLflow webhook and the register_models DAG run, and translate its answer. Two
 RPCs do work of their own here: WarmModels loads each model through Triton and sends it one
 request, and CleanupCache deletes old entries of the model cache (converted weights, downloads,
@@ -23,8 +23,8 @@ from grpc_services.validation import MAX_DAYS_OLD
 from rag.adapters.cache import QUERY_CACHE_SUBDIR
 from rag.adapters.triton import Priority, TritonClient
 from rag.core.errors import InvalidInput, RagError
-from rag.models.lifecycle import ModelLifecycle
-from rag.models.packaging import CHAMPION, ModelKind
+from rag.modelops.lifecycle import ModelLifecycle
+from rag.modelops.packaging import CHAMPION, ModelKind
 from rag.proto.rag.v1 import model_pb2, model_pb2_grpc
 
 KIND_TO_PROTO = {

@@ -26,13 +26,13 @@ COPY triton_models/ /models-templates/
 
 FROM base AS test
 # The rendered repository must not keep a placeholder (STYLE rule 2), and model code imports.
-RUN python3 -c "from rag.models.triton_config import RenderOptions, render_repository; from pathlib import Path; render_repository(Path('/models-templates'), RenderOptions(gpu=True), output=Path('/tmp/models'))"
+RUN python3 -c "from rag.modelops.triton_config import RenderOptions, render_repository; from pathlib import Path; render_repository(Path('/models-templates'), RenderOptions(gpu=True), output=Path('/tmp/models'))"
 CMD ["python3", "-c", "import rag.models.embedding, rag.models.generation; print('ok')"]
 
 FROM base AS runtime
 RUN groupadd --system --gid 10002 triton-rag \
     && useradd --system --uid 10002 --gid triton-rag --home-dir /opt/rag --shell /usr/sbin/nologin triton-rag \
-    && python3 -c "from rag.models.triton_config import RenderOptions, render_repository; from pathlib import Path; render_repository(Path('/models-templates'), RenderOptions(gpu=True), output=Path('/models'))" \
+    && python3 -c "from rag.modelops.triton_config import RenderOptions, render_repository; from pathlib import Path; render_repository(Path('/models-templates'), RenderOptions(gpu=True), output=Path('/models'))" \
     && chown -R triton-rag:triton-rag /models /opt/rag
 USER 10002:10002
 EXPOSE 8000 8001 8002

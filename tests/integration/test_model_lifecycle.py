@@ -22,13 +22,13 @@ import pytest
 from rag.adapters.mlflow_registry import ModelVersionInfo
 from rag.adapters.triton import FloatArray, Priority, TritonClient, TritonOptions
 from rag.core.errors import FailedPrecondition
+from rag.modelops.lifecycle import ModelLifecycle
+from rag.modelops.packaging import CHAMPION, TAG_MODEL_VERSION, TAG_SHA256, ModelKind, package_model
+from rag.modelops.webhook import EVENT, PromotionWorker, WebhookServer, create_app, sign
 from rag.models import artifacts
 from rag.models.embedding import Embedder
-from rag.models.lifecycle import ModelLifecycle
-from rag.models.packaging import CHAMPION, TAG_MODEL_VERSION, TAG_SHA256, ModelKind, package_model
-from rag.models.testing import build_tiny_sentence_transformer
-from rag.models.webhook import EVENT, PromotionWorker, WebhookServer, create_app, sign
 from rag.settings import Settings
+from tests.fixtures.tiny_models import build_tiny_sentence_transformer
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.fixtures.models"]  # the lifecycle fixture

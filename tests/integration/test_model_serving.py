@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from rag.adapters.triton import FloatArray, Priority, TritonClient, TritonOptions
+from rag.modelops.lifecycle import ModelLifecycle
+from rag.modelops.packaging import ModelKind
 from rag.models.embedding import Embedder
 from rag.models.generation import Generator
-from rag.models.lifecycle import ModelLifecycle
-from rag.models.packaging import ModelKind
 from rag.settings import Settings
 
 pytestmark = pytest.mark.integration

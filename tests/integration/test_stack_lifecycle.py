@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from rag.core.errors import ConfigurationError
-from rag.models.triton_repository import TritonRepository
+from rag.modelops.triton_repository import TritonRepository
 from rag.stack.components.airflow import Airflow
 from rag.stack.components.triton import Triton
 from rag.stack.config import StackConfig

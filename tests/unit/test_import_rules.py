@@ -4,6 +4,7 @@
   ``rag.core`` itself only);
 - ``rag.adapters`` imports no service (``rag.ingestion``, ``rag.retrieval``, ``rag.generation``,
   ``rag.operations``);
+- ``rag.models`` (the runtimes Triton runs) imports no model operation, adapter or service;
 - nothing outside ``rag.stack``, ``rag.cli``, ``bench`` and ``tests`` imports ``rag.stack`` (the
   development supervisor), except what :data:`STACK_IMPORTERS` names with its reason.
 
@@ -62,14 +63,24 @@ FRAMEWORKS = {
     "tritonclient",
     "uvicorn",
 }
+# The model runtimes run inside Triton's Python backend: torch and the core, nothing of the
+# operations around them (MLflow, the database, the services).
+RUNTIMES_MAY_NOT_IMPORT = (
+    "rag.modelops",
+    "rag.adapters",
+    "rag.ingestion",
+    "rag.retrieval",
+    "rag.generation",
+    "rag.operations",
+    "rag.stack",
+    "mlflow",
+    "psycopg",
+)
 SERVICES = ("rag.ingestion", "rag.retrieval", "rag.generation", "rag.operations")
 STACK_MAY_BE_IMPORTED_BY = ("rag.stack", "rag.cli")
 # Known exceptions to the rag.stack rule, each with its reason; an entry that no longer
 # imports rag.stack fails the test too, so the list only shrinks.
-STACK_IMPORTERS = {
-    "rag.demo": "`make demo`'s driver starts the local stack itself; it belongs under rag.cli "
-    "(a move left for the layout change of issue 14)",
-}
+STACK_IMPORTERS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,14 @@ def adapter_violations(imports: list[Import]) -> list[str]:
     ]
 
 
+def runtime_violations(imports: list[Import]) -> list[str]:
+    return [
+        f"{imp}: a model runtime imports model operations, an adapter or a service"
+        for imp in imports
+        if _within(imp.module, "rag.models") and any(_within(imp.target, p) for p in RUNTIMES_MAY_NOT_IMPORT)
+    ]
+
+
 def stack_violations(imports: list[Import]) -> list[str]:
     return [
         f"{imp}: only rag.stack, rag.cli, bench and tests may import rag.stack"
@@ -179,6 +198,10 @@ def test_adapters_import_no_service(imports: list[Import]) -> None:
     assert adapter_violations(imports) == []
 
 
+def test_model_runtimes_import_no_operations(imports: list[Import]) -> None:
+    assert runtime_violations(imports) == []
+
+
 def test_only_the_stack_cli_bench_and_tests_import_the_stack(imports: list[Import]) -> None:
     assert stack_violations(imports) == []
 
@@ -197,6 +220,8 @@ def test_known_exceptions_still_need_their_exception(imports: list[Import]) -> N
         ("rag.core.x", "from rag.adapters import cache\n", core_violations, "outside rag.core"),
         ("rag.core.x", "import yaml\n", core_violations, "not the standard library"),
         ("rag.adapters.x", "from rag.ingestion.intake import Intake\n", adapter_violations, "a service"),
+        ("rag.models.x", "from rag.modelops import packaging\n", runtime_violations, "model operations"),
+        ("rag.models.x", "import mlflow\n", runtime_violations, "model operations"),
         ("rag.adapters.postgres.x", "from ...operations import cleanup\n", adapter_violations, "a service"),
         ("grpc_services.x", "from rag.stack.config import StackConfig\n", stack_violations, "rag.stack"),
         ("rag.adapters.x", "from rag import stack\n", stack_violations, "rag.stack"),

@@ -1,6 +1,6 @@
 """``rag models register|promote|rollback|list|webhook``: the MLflow -> Triton model lifecycle.
 
-Each command is a thin call into :mod:`rag.models.lifecycle`, the same code the MLflow
+Each command is a thin call into :mod:`rag.modelops.lifecycle`, the same code the MLflow
 webhook receiver and the model-registration DAG run.
 """
 
@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from rag.core.errors import InvalidInput
-from rag.models.packaging import CHAMPION, ModelKind
+from rag.modelops.packaging import CHAMPION, ModelKind
 from rag.settings import Settings
 
 KINDS = [kind.value for kind in ModelKind]
@@ -66,7 +66,7 @@ def _logging(settings: Settings) -> None:
 
 
 def _register(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.models.lifecycle import open_lifecycle
+    from rag.modelops.lifecycle import open_lifecycle
 
     _logging(settings)
     with open_lifecycle(settings) as lifecycle:
@@ -79,7 +79,7 @@ def _register(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _promote(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.models.lifecycle import open_lifecycle
+    from rag.modelops.lifecycle import open_lifecycle
 
     _logging(settings)
     with open_lifecycle(settings) as lifecycle:
@@ -92,7 +92,7 @@ def _promote(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.models.lifecycle import open_lifecycle
+    from rag.modelops.lifecycle import open_lifecycle
 
     _logging(settings)
     with open_lifecycle(settings) as lifecycle:
@@ -105,7 +105,7 @@ def _rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.models.lifecycle import open_lifecycle
+    from rag.modelops.lifecycle import open_lifecycle
 
     kinds = [ModelKind(args.kind)] if args.kind else list(ModelKind)
     with open_lifecycle(settings) as lifecycle:
@@ -132,8 +132,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _webhook(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.models.lifecycle import open_lifecycle
-    from rag.models.webhook import EVENT, PATH, PromotionWorker, WebhookServer, create_app
+    from rag.modelops.lifecycle import open_lifecycle
+    from rag.modelops.webhook import EVENT, PATH, PromotionWorker, WebhookServer, create_app
 
     _logging(settings)
     secret = settings.SECRET_KEY.get_secret_value()

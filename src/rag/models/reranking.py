@@ -3,7 +3,7 @@
 No cross-encoder weights ship offline: the reranker loads any sentence-transformers
 ``CrossEncoder`` folder that the operator registers (e.g. ms-marco-MiniLM-L-6-v2 saved from
 their own cache). Tests drive the same code with a tiny random-weight model
-(:func:`rag.models.testing.build_tiny_cross_encoder`).
+(`build_tiny_cross_encoder` in `tests/fixtures/tiny_models.py`).
 """
 
 from __future__ import annotations

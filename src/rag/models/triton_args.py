@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 # A promoted version folder holds its own weights and a note of where they came from
-# (written by rag.models.triton_repository when a registered version is exported).
+# (written by rag.modelops.triton_repository when a registered version is exported).
 VERSION_WEIGHTS = "weights"
 VERSION_METADATA = "model.json"
 

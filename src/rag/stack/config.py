@@ -73,6 +73,11 @@ class StackConfig(BaseSettings):
     enable_gpu: bool = False
     # Components to run; tests may start a subset.
     components: tuple[str, ...] = ("postgres", "redis", "objectstore", "mlflow", "triton", "airflow", "api")
+    # CPU priority (nice) of the batch and inference processes: Triton, Airflow (its tasks and
+    # parser workers inherit it) and MLflow. On one machine the CPU generator or a parse can take
+    # every core; below the API they cannot delay its RPCs and health checks, as CPU requests
+    # would guarantee the API in Kubernetes. 0 runs everything at the same priority.
+    batch_nice: int = Field(default=5, ge=0, le=19)
     # PostgreSQL refuses to run as root: the stack runs it as this system user when root.
     service_user: str = "ragstack"
 

@@ -127,8 +127,15 @@ def spawn(
     env: Mapping[str, str],
     cwd: Path,
     user: str | None = None,
+    nice: int = 0,
 ) -> int:
-    """Start ``argv`` in its own session, output appended to ``log_path``; return its PID."""
+    """Start ``argv`` in its own session, output appended to ``log_path``; return its PID.
+
+    ``nice`` > 0 runs it at that lower CPU priority (coreutils ``nice`` execs the command, so the
+    PID is the command's own); its children inherit it.
+    """
+    if nice:
+        argv = ["nice", "-n", str(nice), *argv]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
         out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())

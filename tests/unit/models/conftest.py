@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from rag.models.testing import build_tiny_cross_encoder, build_tiny_gpt2
+from tests.fixtures.tiny_models import build_tiny_cross_encoder, build_tiny_gpt2
 
 TINY_CHAT_TEMPLATE = (
     "{% for m in messages %}[{{ m['role'] }}:{{ m['content'] }}]{% endfor %}"

@@ -7,7 +7,7 @@ import pytest
 
 from rag.core.errors import ConfigurationError
 from rag.models.reranking import Reranker
-from rag.models.testing import build_tiny_cross_encoder
+from tests.fixtures.tiny_models import build_tiny_cross_encoder
 
 PASSAGES = [
     "Berlin had a population of 3,520,031 in 2019.",

@@ -20,9 +20,9 @@ import pytest
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
+from rag.modelops.triton_config import RenderOptions, render_repository
 from rag.models.embedding import Embedder
 from rag.models.generation import Generator
-from rag.models.triton_config import RenderOptions, render_repository
 
 REPOSITORY = Path(__file__).resolve().parents[3] / "triton_models"
 FINAL = 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -45,6 +46,31 @@ def test_spawn_and_stop_the_whole_group(tmp_path: Path) -> None:
         status = Path(f"/proc/{member}/stat")
         assert not status.exists() or status.read_text().split(") ")[1].startswith("Z")
     assert stop(pid_file) is False  # nothing left to stop
+
+
+def test_spawn_lowers_the_cpu_priority_and_keeps_the_pid(tmp_path: Path) -> None:
+    """A batch component runs niced; the PID file holds the command's own PID (nice execs it)."""
+    pid_file = PidFile(tmp_path / "run" / "sleeper.pid")
+    pid = spawn(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        log_path=tmp_path / "log",
+        pid_file=pid_file,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        nice=7,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"nice\0") and time.monotonic() < deadline:
+            time.sleep(0.05)  # until nice has exec'd the command
+        assert pid_file.running_pid() == pid
+        assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:3] == [
+            b"-c",
+            b"import time; time.sleep(60)",
+        ]
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
+    finally:
+        stop(pid_file, timeout=10)
 
 
 def test_port_in_use_names_the_variable() -> None:

@@ -52,6 +52,7 @@ def child_commands(pid: int) -> dict[int, str]:
 class Airflow(Component):
     name = "airflow"
     startup_timeout = 240.0  # its api-server took over 120 s at load 15 on 2 cores
+    batch = True
     stop_timeout = 45.0
     stop_group = False  # the supervisor stops the four parts; LocalExecutor workers follow them
     repair_grace = 30.0  # the scheduler's heartbeat resumes once the metadata database is back

@@ -62,6 +62,9 @@ class Component(abc.ABC):
     # How long `up` gives a running but not-ready process to become ready (a dependency that
     # just came back) before it restarts it.
     repair_grace: float = 20.0
+    # Batch and inference work (Triton, Airflow and its tasks, MLflow) runs at the lower CPU
+    # priority StackConfig.batch_nice, so the API's RPCs and health checks come first.
+    batch: bool = False
 
     def __init__(self, ctx: StackContext) -> None:
         self.ctx = ctx
@@ -128,6 +131,7 @@ class Component(abc.ABC):
                 env=self.env(),
                 cwd=self.ctx.config.state_dir,
                 user=self.user(),
+                nice=self.ctx.config.batch_nice if self.batch else 0,
             )
             started = True
         self._wait(self._alive_and_live)

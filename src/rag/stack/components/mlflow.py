@@ -11,6 +11,7 @@ from rag.stack.components.postgres import Postgres
 class MLflow(Component):
     name = "mlflow"
     startup_timeout = 180.0  # the first start migrates the backend store
+    batch = True
 
     def ports(self) -> dict[str, int]:
         return {"mlflow": self.ctx.config.ports.mlflow}

@@ -28,6 +28,7 @@ def pytriton_dir() -> Path:
 class Triton(Component):
     name = "triton"
     startup_timeout = 60.0
+    batch = True
 
     @property
     def runtime(self) -> Path:
@@ -54,7 +55,7 @@ class Triton(Component):
 
     def _render_repository(self) -> None:
         """Render the templates for this machine into the stack's own model repository."""
-        from rag.models.triton_config import RenderOptions, render_repository
+        from rag.modelops.triton_config import RenderOptions, render_repository
 
         cfg = self.ctx.config
         options = RenderOptions(

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rag.models.webhook import MAX_BODY_BYTES, PATH, PromotionWorker, WebhookServer, create_app, sign
+from rag.modelops.webhook import MAX_BODY_BYTES, PATH, PromotionWorker, WebhookServer, create_app, sign
 
 SECRET = "s" * 64
 

@@ -4,7 +4,7 @@ weights lie in a downloaded version, and the checks a version passes before Trit
 - embedder: MLflow's ``sentence_transformers`` flavor (``mlflow.sentence_transformers``
   loads it back); the weights are the flavor's ``model.sentence_transformer`` folder.
 - reranker and generator: ``pyfunc`` with the weights as the artifact ``weights``, copied
-  verbatim (see :mod:`rag.models.pyfunc` for why).
+  verbatim (see :mod:`rag.modelops.pyfunc` for why).
 
 Every version carries the tags ``kind``, ``sha256`` (:func:`rag.models.artifacts.weights_digest`
 of the weights as uploaded), ``model_version`` (the name vectors and caches are keyed by),
@@ -125,7 +125,7 @@ def _package_pyfunc(
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-    from rag.models import pyfunc
+    from rag.modelops import pyfunc
 
     if not source.exists():
         raise ConfigurationError(f"{kind} path {str(source)!r} does not exist")

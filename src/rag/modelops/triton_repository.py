@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from rag.core.errors import ConfigurationError
+from rag.modelops.triton_config import CONFIG_NAME, TEMPLATE_NAME
 from rag.models.triton_args import VERSION_METADATA, VERSION_WEIGHTS
-from rag.models.triton_config import CONFIG_NAME, TEMPLATE_NAME
 
 BASE_VERSION = 1
 

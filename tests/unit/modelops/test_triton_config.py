@@ -9,7 +9,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from rag.core.errors import ConfigurationError
-from rag.models.triton_config import (
+from rag.modelops.triton_config import (
     RenderOptions,
     find_placeholders,
     main,

@@ -13,12 +13,12 @@ from starlette.datastructures import Headers
 from starlette.testclient import TestClient
 
 from rag.core.errors import ConfigurationError, FailedPrecondition, Unauthenticated
+from rag.modelops.packaging import TAG_DIMENSION, TAG_KIND, TAG_SHA256, ModelKind, check_weights, weights_in
+from rag.modelops.triton_config import RenderOptions, render_repository
+from rag.modelops.triton_repository import TritonRepository
+from rag.modelops.webhook import PromotionWorker, create_app, sign, verify
 from rag.models import artifacts
-from rag.models.packaging import TAG_DIMENSION, TAG_KIND, TAG_SHA256, ModelKind, check_weights, weights_in
 from rag.models.triton_args import weights_source
-from rag.models.triton_config import RenderOptions, render_repository
-from rag.models.triton_repository import TritonRepository
-from rag.models.webhook import PromotionWorker, create_app, sign, verify
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "triton_models"
 SECRET = "s" * 64

@@ -1,4 +1,4 @@
-"""MLflow models-from-code entry of the reranker (``rag.models.pyfunc.RerankerPyfunc``).
+"""MLflow models-from-code entry of the generator (``rag.modelops.pyfunc.GeneratorPyfunc``).
 
 ``mlflow.pyfunc.save_model(python_model=<this file>)`` stores this file with the model, and
 MLflow runs it to build the model when loading: no pickled Python object in the artifact.
@@ -6,6 +6,6 @@ MLflow runs it to build the model when loading: no pickled Python object in the 
 
 from mlflow.models import set_model
 
-from rag.models.pyfunc import RerankerPyfunc
+from rag.modelops.pyfunc import GeneratorPyfunc
 
-set_model(RerankerPyfunc())
+set_model(GeneratorPyfunc())

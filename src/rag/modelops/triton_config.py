@@ -4,8 +4,8 @@ Each ``triton_models/<model>/config.pbtxt.tmpl`` holds ``${PLACEHOLDER}`` fields
 differs between deployments (CPU or GPU instances, embedding dimension, weight locations,
 queue delays). One command renders them all::
 
-    python -m rag.models.triton_config --cpu                 # in place, next to the templates
-    python -m rag.models.triton_config --gpu --output DIR    # a deployable copy in DIR
+    python -m rag.modelops.triton_config --cpu                 # in place, next to the templates
+    python -m rag.modelops.triton_config --gpu --output DIR    # a deployable copy in DIR
 
 Without ``--gpu``/``--cpu`` or ``--generator-cache-dir`` the command falls back on RAG System's
 settings (``ENABLE_GPU``, ``HF_CACHE_DIR``), read once at this entry point and passed in.
@@ -156,7 +156,7 @@ def _absolute(path: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     defaults = RenderOptions()
     parser = argparse.ArgumentParser(
-        prog="python -m rag.models.triton_config", description=__doc__.split("\n\n")[0]
+        prog="python -m rag.modelops.triton_config", description=__doc__.split("\n\n")[0]
     )
     device = parser.add_mutually_exclusive_group()
     device.add_argument("--gpu", dest="gpu", action="store_true", default=None)

@@ -36,9 +36,9 @@ from typing import Any, Protocol
 from rag.adapters.mlflow_registry import ModelRegistry, ModelVersionInfo, RegistryOptions
 from rag.adapters.postgres.deployments import Deployment, DeploymentRecords
 from rag.core.errors import FailedPrecondition, InvalidInput, RagError
-from rag.models import packaging
-from rag.models.packaging import CHAMPION, ModelKind
-from rag.models.triton_repository import TritonRepository
+from rag.modelops import packaging
+from rag.modelops.packaging import CHAMPION, ModelKind
+from rag.modelops.triton_repository import TritonRepository
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""MLflow models-from-code entry of the generator (``rag.models.pyfunc.GeneratorPyfunc``).
+"""MLflow models-from-code entry of the reranker (``rag.modelops.pyfunc.RerankerPyfunc``).
 
 ``mlflow.pyfunc.save_model(python_model=<this file>)`` stores this file with the model, and
 MLflow runs it to build the model when loading: no pickled Python object in the artifact.
@@ -6,6 +6,6 @@ MLflow runs it to build the model when loading: no pickled Python object in the 
 
 from mlflow.models import set_model
 
-from rag.models.pyfunc import GeneratorPyfunc
+from rag.modelops.pyfunc import RerankerPyfunc
 
-set_model(GeneratorPyfunc())
+set_model(RerankerPyfunc())

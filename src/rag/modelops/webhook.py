@@ -10,7 +10,7 @@ over ``MAX_BODY_BYTES`` is answered 413 without being read further, chunked or n
 A verified event for one of RAG System's registered models is answered 202 at once and
 promoted by one worker thread, in arrival order: MLflow gives a delivery ~30 s, loading a
 model can take longer. ``GET /webhooks/mlflow/deliveries/<id>`` tells how a delivery went.
-Promotion is :meth:`rag.models.lifecycle.ModelLifecycle.promote`, the code the CLI runs;
+Promotion is :meth:`rag.modelops.lifecycle.ModelLifecycle.promote`, the code the CLI runs;
 it does nothing for a version that already serves, so the event that a promotion's own alias
 change fires is harmless.
 """
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag.core.errors import RagError, Unauthenticated
-from rag.models.packaging import CHAMPION, ModelKind
+from rag.modelops.packaging import CHAMPION, ModelKind
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
