@@ -18,6 +18,7 @@ from typing import Any
 
 import argon2
 import grpc
+import psycopg
 import pytest
 
 from grpc_services.context import current_principal
@@ -80,7 +81,9 @@ class Cluster:
     cli: Callable[..., int]
 
     def add_user(self, role: Role = Role.USER) -> str:
-        name = f"rv-{uuid.uuid4().hex[:10]}"
+        return self.add_user_named(f"rv-{uuid.uuid4().hex[:10]}", role)
+
+    def add_user_named(self, name: str, role: Role = Role.USER) -> str:
         self.loop.run(self.users.add(name, CHEAP.hash(PASSWORD), role, "acme"))
         return name
 
@@ -183,6 +186,36 @@ def test_a_change_ends_the_users_tokens_on_every_server(
     tenant = "globex" if action == "set-tenant" else "acme"
     assert cluster.whoami(new.access_token) == [f"{tenant}/{name}/{role_after}"] * 2
     # The old token stays dead, also after re-enabling.
+    assert cluster.whoami(old.access_token) == [grpc.StatusCode.UNAUTHENTICATED] * 2
+
+
+def test_deleting_the_account_ends_its_tokens_and_a_new_account_of_that_name_starts_fresh(
+    cluster: Cluster, grpc_loop: EventLoopThread, settings: Settings
+) -> None:
+    """A row deleted by an admin's SQL ends the account's tokens, on running servers, on a server
+    started afterwards and without a listener; the name can be used again, and the old tokens
+    stay dead for the new account."""
+    name = cluster.add_user()
+    old = cluster.login(name)
+    assert cluster.whoami(old.access_token) == [f"acme/{name}/user"] * 2
+
+    with psycopg.connect(settings.DATABASE_URL, autocommit=True) as conn:
+        conn.execute("DELETE FROM users WHERE username = %s", (name,))
+    assert cluster.until_refused(old.access_token) == [grpc.StatusCode.UNAUTHENTICATED] * 2
+
+    deaf = TokenVersionMap(cluster.users, conninfo=settings.DATABASE_URL)
+    assert grpc_loop.run(deaf.current(name)) == 1  # read from the database
+    later = TokenVersionMap(cluster.users, conninfo=settings.DATABASE_URL)
+    grpc_loop.run(later.start())
+    try:
+        assert later.listening
+        assert grpc_loop.run(later.current(name)) == 1  # loaded at start
+    finally:
+        grpc_loop.run(later.close())
+
+    cluster.add_user_named(name)
+    new = cluster.login(name)
+    assert cluster.whoami(new.access_token) == [f"acme/{name}/user"] * 2
     assert cluster.whoami(old.access_token) == [grpc.StatusCode.UNAUTHENTICATED] * 2
 
 

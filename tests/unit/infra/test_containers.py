@@ -19,8 +19,9 @@ import jsonschema
 import pytest
 import yaml
 
-from rag.settings import Settings
+from rag.settings import Settings, load_settings
 from tests.unit.infra.tools import INFRA, REPO, tool
+from tests.unit.test_settings import GOOD
 
 DOCKERFILES = sorted((INFRA / "docker").glob("*.Dockerfile"))
 MULTI_STAGE = {"api", "airflow", "triton"}  # base, test, runtime
@@ -184,6 +185,34 @@ def test_production_overlay() -> None:
     assert all("limits" in s["deploy"]["resources"] for s in prod.values() if "deploy" in s)
     devices = prod["triton"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"] and devices[0]["driver"] == "nvidia"
+
+
+def test_api_trusts_only_the_gateways_network_and_airflow_reads_only_the_mounted_folder() -> None:
+    compose = load("docker-compose.yml")
+    env = {
+        line.partition("=")[0]: line.partition("=")[2]
+        for line in (COMPOSE / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+
+    def expand(value: str) -> str:
+        return re.sub(
+            r"\$\{([A-Z_]+)(:-([^}]*))?\}", lambda m: env.get(m.group(1)) or m.group(3) or "", value
+        )
+
+    services = compose["services"]
+    subnet = expand(compose["networks"]["edge"]["ipam"]["config"][0]["subnet"])
+    assert "edge" in services["gateway"]["networks"]
+    proxies = load_settings(
+        {**GOOD, "TRUSTED_PROXIES": expand(services["api"]["environment"]["TRUSTED_PROXIES"])}
+    ).TRUSTED_PROXIES
+    assert [str(n) for n in proxies] == [subnet]
+    scheduler = services["airflow-scheduler"]
+    roots = load_settings({**GOOD, "INGEST_ALLOWED_ROOTS": scheduler["environment"]["INGEST_ALLOWED_ROOTS"]})
+    mounts = {expand(v).split(":")[1] for v in scheduler["volumes"]}
+    assert [str(r) for r in roots.INGEST_ALLOWED_ROOTS] == ["/data/ingest"]
+    assert mounts >= {str(r) for r in roots.INGEST_ALLOWED_ROOTS}
+    assert expand(scheduler["environment"]["INGEST_ALLOWED_BUCKETS"]) == env["INGEST_BUCKET"]
 
 
 def test_env_example_defines_every_variable_compose_needs() -> None:

@@ -117,6 +117,12 @@ def test_airflow_helm_values() -> None:
     assert values["executor"] in {"CeleryExecutor", "KubernetesExecutor"}
     assert values["postgresql"]["enabled"] is False
     assert values["securityContexts"]["pod"]["runAsNonRoot"] is True
+    # The ingest DAG reads only the folder rag-config allows, mounted read-only in every pod.
+    config = by_kind(rendered("base"), "ConfigMap", "rag-config")["data"]
+    assert {m["mountPath"]: m["readOnly"] for m in values["volumeMounts"]} == {
+        config["INGEST_ALLOWED_ROOTS"]: True
+    }
+    assert config["TRUSTED_PROXIES"] and config["INGEST_ALLOWED_BUCKETS"]
 
 
 def test_configmap_keys_are_settings() -> None:

@@ -28,7 +28,11 @@ from rag.adapters.postgres.users import UserRepository
 log = logging.getLogger(__name__)
 
 CHANNEL = "rag_token_versions"
-_SELECT_RAISED = "SELECT username, token_version FROM users WHERE token_version > 0"
+_SELECT_RAISED = """
+    SELECT username, token_version FROM users WHERE token_version > 0
+    UNION ALL
+    SELECT username, token_version FROM retired_usernames
+"""
 
 LOOKUPS = Counter(
     "rag_auth_token_version_lookups_total",

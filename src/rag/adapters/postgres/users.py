@@ -37,7 +37,12 @@ _SELECT_MANY = """
     WHERE %(tenant)s::text IS NULL OR tenant = %(tenant)s
     ORDER BY tenant, username
 """
-_SELECT_TOKEN_VERSION = "SELECT token_version FROM users WHERE username = %s"  # noqa: S105
+# A deleted account's name keeps the version after its last (migration 0012).
+_SELECT_TOKEN_VERSION = """
+    SELECT token_version FROM users WHERE username = %(username)s
+    UNION ALL
+    SELECT token_version FROM retired_usernames WHERE username = %(username)s
+"""  # noqa: S105
 _SET_DISABLED = "UPDATE users SET disabled = %s WHERE username = %s"
 _SET_PASSWORD_HASH = "UPDATE users SET password_hash = %s WHERE username = %s"  # noqa: S105
 _SET_ROLE = "UPDATE users SET role = %s WHERE username = %s"
@@ -116,9 +121,9 @@ class UserRepository:
         return int(row["token_version"])
 
     async def token_version(self, username: str) -> int:
-        """The user's token version; 0 for an unknown user."""
+        """The user's token version (a deleted user's: the one after its last); 0 for an unknown user."""
         async with self._cursor() as cur:
-            await cur.execute(_SELECT_TOKEN_VERSION, (username,))
+            await cur.execute(_SELECT_TOKEN_VERSION, {"username": username})
             row = await cur.fetchone()
         return int(row["token_version"]) if row else 0
 
