@@ -3,6 +3,9 @@
 Settings come from the environment (deployment-guide names); ``--env-file`` adds the variables
 of a file such as the local stack's ``.rag/stack.env`` (the environment wins on conflicts).
 Every expected failure prints one line (``error: ...``) and exits 2; nothing prints a traceback.
+
+It is an entry point: it may import anything of rag, the local stack included (its secrets file,
+and `make demo`'s driver, :mod:`rag.cli.demo`).
 """
 
 from __future__ import annotations

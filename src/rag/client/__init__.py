@@ -8,6 +8,8 @@
 
 Errors arrive as :class:`grpc.RpcError` with the server's status and a message saying what to
 fix. One channel per client; every call has a deadline.
+
+It imports only the generated protos and grpc, so applications can depend on it alone.
 """
 
 from __future__ import annotations

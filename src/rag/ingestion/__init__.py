@@ -3,4 +3,7 @@
 ``intake`` records bytes as a ``received`` document (blob in object storage, row in
 PostgreSQL); ``pipeline`` takes a received document through parse, chunk, embed and index, or
 quarantines it with a reason.
+
+It may import the core, the adapters, :mod:`rag.parsing` and :mod:`rag.settings`; the upload
+servicer and the DAGs call it, it never imports them.
 """

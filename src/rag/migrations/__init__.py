@@ -2,6 +2,8 @@
 
 ``upgrade(url)`` runs on every ``make up`` and is idempotent; ``downgrade(url, "base")`` removes
 everything the migrations created.
+
+It imports alembic, sqlalchemy and the core (for the shared constants the schema uses).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ page numbers (PDF) and heading paths (Markdown, HTML, DOCX), and raises
 read: empty files, binary junk, damaged PDFs, archives that expand too far, output past
 :class:`ParseLimits`. Parsing untrusted bytes belongs in a worker process
 (:mod:`rag.parsing.isolation`); the API only calls :func:`sniff_prefix` on an upload's first bytes.
+
+It may import the core and :mod:`rag.settings` (and :mod:`rag.models` to count tokens); no
+adapter, no service.
 """
 
 from __future__ import annotations
