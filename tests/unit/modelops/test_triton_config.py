@@ -17,18 +17,10 @@ from rag.modelops.triton_config import (
     render_template,
 )
 from rag.settings import Settings, load_settings
+from tests.unit.test_settings import GOOD
 
 REPOSITORY = Path(__file__).resolve().parents[3] / "triton_models"
 MODELS = ("embedder", "generator", "reranker")
-REQUIRED_SETTINGS = {
-    "DATABASE_URL": "postgresql://rag:pw@127.0.0.1:5432/rag",
-    "REDIS_URL": "redis://:pw@127.0.0.1:6379/0",
-    "S3_ENDPOINT_URL": "http://127.0.0.1:8333",
-    "S3_ACCESS_KEY_ID": "key",
-    "S3_SECRET_ACCESS_KEY": "secret",
-    "SECRET_KEY": "s" * 32,
-    "JWT_SECRET_KEY": "j" * 32,
-}
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:
@@ -129,7 +121,7 @@ def test_cli_follows_enable_gpu_unless_told(tmp_path: Path, capsys: pytest.Captu
     base = ["--repository", str(REPOSITORY), "--output", str(tmp_path)]
 
     def settings(**values: str) -> Callable[[], Settings]:
-        return lambda: load_settings({**REQUIRED_SETTINGS, **values})
+        return lambda: load_settings({**GOOD, **values})
 
     assert main(base, settings(ENABLE_GPU="true")) == 0
     assert "KIND_GPU" in (tmp_path / "embedder" / "config.pbtxt").read_text()
