@@ -7,7 +7,8 @@ coroutine wakes every :data:`INTERVAL_S` and records how late it woke in
 beaten for :data:`STALL_S` it logs, once per stall, the loop thread's stack (the code holding
 the loop, by file, line and function) and what the other busy threads run. A stack that ends
 in the selector means the loop was waiting for the CPU or for the interpreter lock (another
-thread, or another process on the same cores), not blocked by its own code.
+thread, or another process on the same cores), not blocked by its own code; when the garbage
+collector is running, the report says so first (``describe``, :mod:`grpc_services.gc_pauses`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from types import FrameType
 
 from prometheus_client import Histogram
@@ -36,8 +38,16 @@ _IDLE = ("wait", "select", "poll", "acquire", "_worker", "get", "accept", "sleep
 class LoopLag:
     """The heartbeat and its watchdog; ``start`` on the loop to watch, ``stop`` before it ends."""
 
-    def __init__(self, lag: Histogram, *, interval_s: float = INTERVAL_S, stall_s: float = STALL_S) -> None:
+    def __init__(
+        self,
+        lag: Histogram,
+        *,
+        interval_s: float = INTERVAL_S,
+        stall_s: float = STALL_S,
+        describe: Callable[[], str | None] = lambda: None,
+    ) -> None:
         self._lag = lag
+        self._describe = describe
         self._interval_s = interval_s
         self._stall_s = stall_s
         self._last_beat = time.monotonic()
@@ -80,9 +90,11 @@ class LoopLag:
                 continue
             reported = beat
             self.stalls += 1
+            cause = self._describe()
             log.warning(
-                "event loop stalled: %.0f ms late so far; the loop thread runs:\n%s%s",
+                "event loop stalled: %.0f ms late so far%s; the loop thread runs:\n%s%s",
                 late * 1000,
+                f" ({cause})" if cause else "",
                 _stack(sys._current_frames().get(self._loop_thread)),
                 _busy_threads(self._loop_thread),
             )

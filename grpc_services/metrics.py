@@ -3,7 +3,8 @@
 ``rag_grpc_requests_total{method,code}``, ``rag_grpc_request_duration_seconds{method}``,
 ``rag_grpc_requests_in_flight{method}``, ``rag_grpc_ready``, and admission control's
 ``rag_grpc_admission_in_flight{rpc_class}`` and ``rag_grpc_admission_rejected_total{rpc_class}``,
-and ``rag_event_loop_lag_seconds`` (:mod:`grpc_services.loop_lag`).
+``rag_event_loop_lag_seconds`` (:mod:`grpc_services.loop_lag`) and ``rag_gc_pause_seconds{generation}``
+(:mod:`grpc_services.gc_pauses`).
 The HTTP endpoint serves ``/metrics``, ``/healthz`` (the process answers) and ``/readyz``
 (dependencies ready), each with security headers; it is prometheus_client's WSGI app behind
 a small header-adding wrapper, on a threaded WSGI server.
@@ -20,6 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from grpc_services.gc_pauses import PAUSE_BUCKETS
 from grpc_services.loop_lag import LAG_BUCKETS
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,13 @@ class GrpcMetrics:
             "rag_event_loop_lag_seconds",
             "How late the server's event loop ran its heartbeat (every 100 ms): a stall holds every call.",
             buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self.gc_pause = Histogram(
+            "rag_gc_pause_seconds",
+            "How long each garbage collection held the thread that ran it, by generation.",
+            ["generation"],
+            buckets=PAUSE_BUCKETS,
             registry=registry,
         )
 

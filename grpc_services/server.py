@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from grpc_services.gc_pauses import GcPauses
 from grpc_services.health import Dependencies, HealthMonitor, Readiness, always_ready
 from grpc_services.interceptors.admission import AdmissionInterceptor, admission_slots, check_classified
 from grpc_services.interceptors.auth import AuthInterceptor
@@ -104,7 +105,8 @@ class RagServer:
         self.admission = admission
         self._metrics_address = metrics_address
         self._metrics_http: MetricsHttpServer | None = None
-        self.loop_lag = LoopLag(metrics.loop_lag)
+        self.gc_pauses = GcPauses(metrics.gc_pause)
+        self.loop_lag = LoopLag(metrics.loop_lag, describe=self.gc_pauses.describe)
 
     @property
     def metrics_port(self) -> int | None:
@@ -113,6 +115,7 @@ class RagServer:
 
     async def start(self) -> None:
         await self.health.start()  # NOT_SERVING before the first call can arrive
+        await self.gc_pauses.start()  # the application is built: freeze what it imported
         await self.loop_lag.start()
         await self.grpc_server.start()
         if self._metrics_address is not None:
@@ -135,6 +138,7 @@ class RagServer:
             self._metrics_http.stop()
             self._metrics_http = None
         await self.loop_lag.stop()
+        await self.gc_pauses.stop()
 
     async def wait_for_termination(self) -> None:
         await self.grpc_server.wait_for_termination()
