@@ -2,7 +2,10 @@
 
 Every statement is scoped by tenant where a caller's tenant applies, uses bound parameters, and
 is idempotent: receiving the same content is a no-op, writing a document's chunks replaces them
-in one transaction, retries never duplicate rows.
+in one transaction, retries never duplicate rows. :class:`DocumentRepository` is the document
+store port (:class:`rag.core.ports.DocumentStore`); the record it returns and the attempts cap
+are the core's (:mod:`rag.core.documents`), re-exported here for the callers that import them
+with the repository.
 """
 
 from __future__ import annotations
@@ -21,12 +24,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from rag.core.documents import ADVANCES_FROM, Chunk, DocumentStatus
+from rag.core.documents import ADVANCES_FROM, Chunk, Claim, DocumentStatus, Received
+from rag.core.documents import MAX_ATTEMPTS as MAX_ATTEMPTS
+from rag.core.documents import DocumentRecord as DocumentRecord
 from rag.core.errors import FailedPrecondition, NotFound, Unavailable
-
-# Claims of a document before it is given up on, counted since it last entered ``received``
-# from outside the pipeline (an upload of new content, a requeue of an indexed document).
-MAX_ATTEMPTS = 3
 
 # What a worker is doing while a document is in each in-flight status: a worker that died left
 # it there, so the status names the stage it died in.
@@ -74,49 +75,6 @@ def count_by_status(
 
 
 @dataclass(frozen=True)
-class DocumentRecord:
-    id: uuid.UUID
-    tenant: str
-    source_uri: str
-    title: str
-    content_hash: str
-    size_bytes: int
-    mime_type: str
-    status: DocumentStatus
-    error_reason: str | None
-    attempts: int
-    embedding_model_version: str | None
-    blob_key: str | None
-    metadata: dict[str, str]
-    deadline_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    outage_retries: int = 0  # retries after a dependency outage; they use up no attempt
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DocumentRecord:
-        return cls(
-            id=row["id"],
-            tenant=row["tenant"],
-            source_uri=row["source_uri"],
-            title=row["title"],
-            content_hash=row["content_hash"],
-            size_bytes=row["size_bytes"],
-            mime_type=row["mime_type"],
-            status=DocumentStatus(row["status"]),
-            error_reason=row["error_reason"],
-            attempts=row["attempts"],
-            embedding_model_version=row["embedding_model_version"],
-            blob_key=row["blob_key"],
-            metadata=dict(row["metadata"] or {}),
-            deadline_at=row["deadline_at"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            outage_retries=row["outage_retries"],
-        )
-
-
-@dataclass(frozen=True)
 class Swept:
     """What the sweeper did: documents sent back for another attempt, and those given up on."""
 
@@ -124,29 +82,33 @@ class Swept:
     quarantined: list[uuid.UUID]
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A claim on a document: the attempt it counts (1 for the first), or None when it was not
-    claimed: another worker's claim still runs, the document is not ``received``, or it had been
-    claimed ``max_attempts`` times and is now quarantined, with ``quarantined`` as the reason."""
-
-    attempt: int | None = None
-    quarantined: str | None = None
-
-
-@dataclass(frozen=True)
-class Received:
-    """Outcome of receiving content: the document, and whether anything changed."""
-
-    document: DocumentRecord
-    changed: bool
-
-
 _COLUMNS = sql.SQL(
     "id, tenant, source_uri, title, content_hash, size_bytes, mime_type, status::text AS status, "
     "error_reason, attempts, outage_retries, embedding_model_version, blob_key, metadata, deadline_at, "
     "created_at, updated_at"
 )
+
+
+def _record(row: dict[str, Any]) -> DocumentRecord:
+    return DocumentRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        source_uri=row["source_uri"],
+        title=row["title"],
+        content_hash=row["content_hash"],
+        size_bytes=row["size_bytes"],
+        mime_type=row["mime_type"],
+        status=DocumentStatus(row["status"]),
+        error_reason=row["error_reason"],
+        attempts=row["attempts"],
+        embedding_model_version=row["embedding_model_version"],
+        blob_key=row["blob_key"],
+        metadata=dict(row["metadata"] or {}),
+        deadline_at=row["deadline_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        outage_retries=row["outage_retries"],
+    )
 
 
 class DocumentRepository:
@@ -208,7 +170,7 @@ class DocumentRepository:
             )
             row = cur.fetchone()
             if row is not None:
-                return Received(DocumentRecord.from_row(row), changed=True)
+                return Received(_record(row), changed=True)
             cur.execute(
                 sql.SQL("SELECT {cols} FROM documents WHERE tenant = %s AND source_uri = %s").format(
                     cols=_COLUMNS
@@ -217,7 +179,7 @@ class DocumentRepository:
             )
             existing = cur.fetchone()
             assert existing is not None
-            return Received(DocumentRecord.from_row(existing), changed=False)
+            return Received(_record(existing), changed=False)
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, document_id: uuid.UUID, *, tenant: str | None = None) -> DocumentRecord:
@@ -232,7 +194,7 @@ class DocumentRepository:
             row = cur.fetchone()
         if row is None:
             raise NotFound(f"document {document_id} does not exist")
-        return DocumentRecord.from_row(row)
+        return _record(row)
 
     def list_documents(
         self,
@@ -262,7 +224,7 @@ class DocumentRepository:
                     "limit": limit,
                 },
             )
-            return [DocumentRecord.from_row(r) for r in cur.fetchall()]
+            return [_record(r) for r in cur.fetchall()]
 
     def pending(
         self, *, tenant: str | None = None, ids: Sequence[uuid.UUID] = (), limit: int = 10_000
@@ -443,7 +405,7 @@ class DocumentRepository:
                 ).format(cols=_COLUMNS),
                 (list(document_ids),),
             )
-            return [DocumentRecord.from_row(r) for r in cur.fetchall()]
+            return [_record(r) for r in cur.fetchall()]
 
     def in_progress(self, document_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
         """Those of ``document_ids`` a worker is processing now: past ``received`` and not
@@ -578,7 +540,7 @@ class DocumentRepository:
                 cur.execute(
                     sql.SQL("DELETE FROM documents WHERE {} RETURNING {}").format(where, _COLUMNS), params
                 )
-                deleted = [DocumentRecord.from_row(r) for r in cur.fetchall()]
+                deleted = [_record(r) for r in cur.fetchall()]
                 blobs = {(r.tenant, r.blob_key) for r in deleted if r.blob_key}
                 if not lock:
                     return deleted, []
