@@ -8,8 +8,9 @@ the ports exchange live in :mod:`rag.core.documents` and :mod:`rag.core.search`,
 below that belong to no domain module: a model call's :class:`Priority` and an object listing's
 :class:`ObjectInfo`.
 
-Blocking ports (the document store, object storage, the search index, the embedder) are called
-from worker threads by the async services; the others are awaited.
+The document store, object storage, the search index and the embedder block (the async
+services call them in worker threads); the query models, the generator, the index versions, the
+result cache and the query log are awaited.
 """
 
 from __future__ import annotations
