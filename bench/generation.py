@@ -23,7 +23,8 @@ from bench import beir, report
 from bench.latency import case_variant
 from bench.quality import DEFAULT_DATA, ensure_ingested
 from bench.target import add_arguments, connect
-from rag.adapters.triton import Priority, TritonClient, TritonOptions
+from rag.adapters.triton import TritonClient, TritonOptions
+from rag.core.ports import Priority
 from rag.core.prompts import Source, build_prompt
 
 STOP = ("\nQuestion:",)

@@ -24,12 +24,9 @@ from rag.settings import Settings
 @dataclass
 class Ingestion:
     pool: ConnectionPool
+    documents: DocumentRepository
     intake: Intake
     pipeline: Pipeline
-
-    @property
-    def documents(self) -> DocumentRepository:
-        return self.pipeline.documents
 
 
 @contextmanager
@@ -38,7 +35,8 @@ def ingestion(settings: Settings) -> Iterator[Ingestion]:
     from rag.adapters.objectstore import BlobStore
     from rag.adapters.postgres.indexes import IndexRegistry
     from rag.adapters.postgres.pool import create_pool
-    from rag.adapters.triton import BlockingTriton, Priority, TritonOptions
+    from rag.adapters.triton import BlockingTriton, TritonOptions
+    from rag.core.ports import Priority
     from rag.models import artifacts
     from rag.parsing.isolation import ParserPool
     from rag.parsing.limits import ParseLimits
@@ -65,7 +63,7 @@ def ingestion(settings: Settings) -> Iterator[Ingestion]:
             parser=parsers,
             model_version=active.model_version,
         )
-        yield Ingestion(pool, Intake(documents, blobs, settings.S3_BUCKET_DOCUMENTS), pipeline)
+        yield Ingestion(pool, documents, Intake(documents, blobs, settings.S3_BUCKET_DOCUMENTS), pipeline)
 
 
 @dataclass

@@ -104,8 +104,9 @@ async def load(
 def floor(target: Target, tenant: str, texts: list[str]) -> dict[str, float]:
     """In-process: embed one query (sentence-transformers) + the service's SQL, per query."""
     from rag.adapters.postgres.pool import create_pool
-    from rag.adapters.postgres.search import Filters, SearchRepository
+    from rag.adapters.postgres.search import SearchRepository
     from rag.core.ranking import reciprocal_rank_fusion
+    from rag.core.search import Filters
     from rag.models.embedding import Embedder
 
     embedder = Embedder()

@@ -33,7 +33,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rag.adapters.triton import Priority, TritonClient, TritonOptions
+from rag.adapters.triton import TritonClient, TritonOptions
+from rag.core.ports import Priority
 from rag.settings import Settings, load_settings
 from rag.stack.secrets import read_env_file
 

@@ -24,6 +24,7 @@ from bench.indexing import Ingestion, ingest_texts
 from bench.metrics import evaluate, read_trec_run
 from bench.quality import beir_ids, evaluate_modes, reranker_loaded, source_uri
 from grpc_services.app import application
+from rag.adapters.postgres.documents import DocumentRepository
 from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
 from rag.settings import Settings
@@ -75,7 +76,9 @@ def test_quality_harness_end_to_end(
     assert dataset.split == "test" and len(dataset.corpus) == 24 and len(dataset.queries) == 16
     tenant = f"b{uuid.uuid4().hex[:10]}"
     items = [(source_uri(dataset, d), dataset.document_text(d)) for d in dataset.corpus]
-    run = ingest_texts(items, tenant=tenant, ingestion=Ingestion(pool, intake, pipeline))
+    run = ingest_texts(
+        items, tenant=tenant, ingestion=Ingestion(pool, DocumentRepository(pool), intake, pipeline)
+    )
     assert (run.indexed, run.quarantined) == (24, 0)
     doc_of = beir_ids(pool, tenant, dataset)
     assert sorted(doc_of.values()) == sorted(dataset.corpus)

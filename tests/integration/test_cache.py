@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from rag.adapters.cache import TieredCache, cache_key
+from rag.adapters.cache import TieredCache
+from rag.core.search import cache_key
 from rag.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from psycopg_pool import ConnectionPool
 
-from rag.adapters.postgres.documents import Claim, DocumentRepository
-from rag.core.documents import DocumentStatus
+from rag.adapters.postgres.documents import DocumentRepository
+from rag.core.documents import Claim, DocumentStatus
 from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
 
@@ -117,14 +117,14 @@ def test_outage_retries_use_up_no_attempt_and_worker_deaths_still_count(
 
 
 def test_a_retry_takes_back_the_claims_its_dead_try_left_and_no_one_elses(
-    intake: Intake, pipeline: Pipeline, tenant: str
+    intake: Intake, pipeline: Pipeline, pool: ConnectionPool, tenant: str
 ) -> None:
     """A try that died with its claims (PostgreSQL killed under it) left them running for the
     whole deadline; the next try of the same task instance gives them back and processes the
     documents at once. Another owner's running claim stays untouched."""
     from dataclasses import replace
 
-    documents = pipeline.documents
+    documents = DocumentRepository(pool)
     mine, midway, theirs = (_received(intake, tenant) for _ in range(3))
     owner = f"ingest_documents/run-{uuid.uuid4().hex[:6]}/process/0"
     assert documents.claim(mine, deadline_s=900, owner=owner).attempt == 1

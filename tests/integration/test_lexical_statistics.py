@@ -10,7 +10,8 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from rag.adapters.postgres.documents import DocumentRepository
-from rag.adapters.postgres.search import Filters, SearchRepository
+from rag.adapters.postgres.search import SearchRepository
+from rag.core.search import Filters
 from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
 

@@ -20,8 +20,9 @@ import psycopg
 import pytest
 
 from rag.adapters.mlflow_registry import ModelVersionInfo
-from rag.adapters.triton import FloatArray, Priority, TritonClient, TritonOptions
+from rag.adapters.triton import FloatArray, TritonClient, TritonOptions
 from rag.core.errors import FailedPrecondition
+from rag.core.ports import Priority
 from rag.modelops.lifecycle import ModelLifecycle
 from rag.modelops.packaging import CHAMPION, TAG_MODEL_VERSION, TAG_SHA256, ModelKind, package_model
 from rag.modelops.webhook import EVENT, PromotionWorker, WebhookServer, create_app, sign

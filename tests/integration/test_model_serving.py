@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.adapters.triton import FloatArray, Priority, TritonClient, TritonOptions
+from rag.adapters.triton import FloatArray, TritonClient, TritonOptions
+from rag.core.ports import Priority
 from rag.modelops.lifecycle import ModelLifecycle
 from rag.modelops.packaging import ModelKind
 from rag.models.embedding import Embedder

@@ -17,10 +17,10 @@ from psycopg_pool import ConnectionPool
 
 from rag.adapters.cache import TieredCache
 from rag.adapters.postgres.cache_epoch import renew as renew_cache_epoch
-from rag.adapters.postgres.history import QueryHistory, QueryRecord
+from rag.adapters.postgres.history import QueryHistory
 from rag.adapters.postgres.search_versions import SearchVersions
 from rag.adapters.triton import TritonClient, TritonOptions
-from rag.core.search import SearchRequest, SearchResult
+from rag.core.search import QueryRecord, SearchRequest, SearchResult
 from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
 from rag.retrieval.service import Caller, RetrievalService

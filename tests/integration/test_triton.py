@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.adapters.triton import Priority, TritonClient, TritonOptions
+from rag.adapters.triton import TritonClient, TritonOptions
 from rag.core.errors import Unavailable
+from rag.core.ports import Priority
 from rag.settings import Settings
 
 pytestmark = pytest.mark.integration

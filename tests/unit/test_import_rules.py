@@ -4,6 +4,9 @@
   ``rag.core`` itself only);
 - ``rag.adapters`` imports no service (``rag.ingestion``, ``rag.retrieval``, ``rag.generation``,
   ``rag.operations``);
+- the services typed by the ports (intake, pipeline, sources, retrieval, generation) import no
+  adapter: they are handed their collaborators, typed by ``rag.core.ports``; the few imports
+  :data:`ADAPTER_IMPORTS` names, each with its reason, are the exceptions;
 - ``rag.models`` (the runtimes Triton runs) imports no model operation, adapter or service;
 - nothing outside ``rag.stack``, ``rag.cli``, ``bench`` and ``tests`` imports ``rag.stack`` (the
   development supervisor), except what :data:`STACK_IMPORTERS` names with its reason.
@@ -78,6 +81,20 @@ RUNTIMES_MAY_NOT_IMPORT = (
 )
 SERVICES = ("rag.ingestion", "rag.retrieval", "rag.generation", "rag.operations")
 STACK_MAY_BE_IMPORTED_BY = ("rag.stack", "rag.cli")
+PORT_TYPED = (
+    "rag.ingestion.intake",
+    "rag.ingestion.pipeline",
+    "rag.ingestion.sources",
+    "rag.retrieval.service",
+    "rag.generation.service",
+)
+# Known exceptions to the ports rule, each with its reason; like STACK_IMPORTERS, only shrinks.
+_POOL_DEFAULTS = "RetrievalService builds the PostgreSQL ports it is not given from pool="
+ADAPTER_IMPORTS: dict[tuple[str, str], str] = {
+    ("rag.retrieval.service", "rag.adapters.postgres.history.QueryHistory"): _POOL_DEFAULTS,
+    ("rag.retrieval.service", "rag.adapters.postgres.search.SearchRepository"): _POOL_DEFAULTS,
+    ("rag.retrieval.service", "rag.adapters.postgres.search_versions.SearchVersions"): _POOL_DEFAULTS,
+}
 # Known exceptions to the rag.stack rule, each with its reason; an entry that no longer
 # imports rag.stack fails the test too, so the list only shrinks.
 STACK_IMPORTERS: dict[str, str] = {}
@@ -165,6 +182,16 @@ def adapter_violations(imports: list[Import]) -> list[str]:
     ]
 
 
+def port_violations(imports: list[Import]) -> list[str]:
+    return [
+        f"{imp}: a service typed by the ports imports an adapter"
+        for imp in imports
+        if imp.module in PORT_TYPED
+        and _within(imp.target, "rag.adapters")
+        and (imp.module, imp.target) not in ADAPTER_IMPORTS
+    ]
+
+
 def runtime_violations(imports: list[Import]) -> list[str]:
     return [
         f"{imp}: a model runtime imports model operations, an adapter or a service"
@@ -198,6 +225,12 @@ def test_adapters_import_no_service(imports: list[Import]) -> None:
     assert adapter_violations(imports) == []
 
 
+def test_services_typed_by_the_ports_import_no_adapter(imports: list[Import]) -> None:
+    assert port_violations(imports) == []
+    found = {(i.module, i.target) for i in imports}
+    assert set(ADAPTER_IMPORTS) <= found, "remove the exceptions that no longer apply"
+
+
 def test_model_runtimes_import_no_operations(imports: list[Import]) -> None:
     assert runtime_violations(imports) == []
 
@@ -220,6 +253,8 @@ def test_known_exceptions_still_need_their_exception(imports: list[Import]) -> N
         ("rag.core.x", "from rag.adapters import cache\n", core_violations, "outside rag.core"),
         ("rag.core.x", "import yaml\n", core_violations, "not the standard library"),
         ("rag.adapters.x", "from rag.ingestion.intake import Intake\n", adapter_violations, "a service"),
+        ("rag.retrieval.service", "from rag.adapters.cache import X\n", port_violations, "an adapter"),
+        ("rag.ingestion.pipeline", "import rag.adapters.triton\n", port_violations, "an adapter"),
         ("rag.models.x", "from rag.modelops import packaging\n", runtime_violations, "model operations"),
         ("rag.models.x", "import mlflow\n", runtime_violations, "model operations"),
         ("rag.adapters.postgres.x", "from ...operations import cleanup\n", adapter_violations, "a service"),

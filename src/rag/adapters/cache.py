@@ -7,15 +7,14 @@ seconds instead of paying a timeout on every request. Each Redis call is bounded
 (``redis_timeout_s``), never retried (redis-py's default retries a timeout ten times), and a
 lost connection (Redis restarted) is retried once, at once, on a new one, so a restart of Redis
 costs no miss once it is back. Values are bytes (JSON or raw float32),
-never pickles, since Redis is shared. Every key carries the global cache epoch (``cache_key``),
-so a restore, which renews the epoch, empties all three levels in every process at once.
+never pickles, since Redis is shared. Every key carries the global cache epoch,
+so a restore, which renews the epoch, empties all three levels in every process at once
+(the keys are made by :func:`rag.core.search.cache_key`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Coroutine, Mapping, Sequence
@@ -52,13 +51,6 @@ class CachePolicy:
     l3_size_bytes: int = 1 * 2**30
     redis_timeout_s: float = 0.25
     redis_backoff_s: float = 5.0
-
-
-def cache_key(namespace: str, parts: Sequence[object], *, epoch: str) -> str:
-    """A stable key: namespace plus a digest of the global cache ``epoch`` and the JSON-encoded
-    parts. A new epoch (every restore writes one) makes every entry of every level unreachable."""
-    encoded = json.dumps([epoch, *parts], sort_keys=True, separators=(",", ":"), default=str)
-    return f"rag:{namespace}:{hashlib.sha256(encoded.encode()).hexdigest()}"
 
 
 class TieredCache:

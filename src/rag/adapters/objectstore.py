@@ -13,7 +13,6 @@ import hashlib
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from rag.core.errors import ConfigurationError, NotFound, RagError, Unavailable
+from rag.core.ports import ObjectInfo
 from rag.settings import Settings
 
 # Uploads are written here before their content address is known (tenants never start with ".").
@@ -33,13 +33,6 @@ DEFAULT_PART_BYTES = 8 * 2**20
 ATTEMPTS = 3  # in all, the first included (botocore's "max_attempts" counts retries only)
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 20.0  # of one socket read: a hung store costs a call ATTEMPTS times this at most
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-    last_modified: datetime
 
 
 def _translate(exc: Exception, *, bucket: str, key: str = "") -> RagError:
@@ -64,7 +57,8 @@ def _translate(exc: Exception, *, bucket: str, key: str = "") -> RagError:
 
 
 class BlobStore:
-    """One boto3 client per process; every call bounded by connect/read timeouts and attempts."""
+    """The object storage port (:class:`rag.core.ports.ObjectStorage`) over boto3: one client per
+    process; every call bounded by connect/read timeouts and attempts."""
 
     def __init__(self, settings: Settings, *, read_timeout: float = READ_TIMEOUT_S) -> None:
         self.settings = settings

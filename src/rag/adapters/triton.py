@@ -18,7 +18,6 @@ only with ``--embedder-priority-levels N`` (with any, Triton 2.51 held lone requ
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
@@ -41,6 +40,7 @@ from rag.core.errors import (
     RagError,
     Unavailable,
 )
+from rag.core.ports import Priority as Priority
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,12 +50,6 @@ EMBEDDER = "embedder"
 RERANKER = "reranker"
 GENERATOR = "generator"
 MAX_BATCH = 32  # the embedder's and reranker's max_batch_size
-
-
-class Priority(enum.IntEnum):
-    INTERACTIVE = 1
-    GENERATION = 2
-    BATCH = 3
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 # What a caller may attach to a document (issue 12): the title is copied into every search
 # hit, cache entry and prompt, so it is bounded like the metadata.
@@ -44,6 +46,51 @@ ADVANCES_FROM: dict[DocumentStatus, tuple[DocumentStatus, ...]] = {
     DocumentStatus.INDEXED: (DocumentStatus.EMBEDDED,),
     DocumentStatus.QUARANTINED: IN_FLIGHT_STATUSES,
 }
+
+# Claims of a document before it is given up on, counted since it last entered ``received``
+# from outside the pipeline (an upload of new content, a requeue of an indexed document).
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """A stored document: what it is, where its bytes are, and where it stands in ingestion."""
+
+    id: uuid.UUID
+    tenant: str
+    source_uri: str
+    title: str
+    content_hash: str
+    size_bytes: int
+    mime_type: str
+    status: DocumentStatus
+    error_reason: str | None
+    attempts: int
+    embedding_model_version: str | None
+    blob_key: str | None
+    metadata: dict[str, str]
+    deadline_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    outage_retries: int = 0  # retries after a dependency outage; they use up no attempt
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim on a document: the attempt it counts (1 for the first), or None when it was not
+    claimed: another worker's claim still runs, the document is not ``received``, or it had been
+    claimed ``max_attempts`` times and is now quarantined, with ``quarantined`` as the reason."""
+
+    attempt: int | None = None
+    quarantined: str | None = None
+
+
+@dataclass(frozen=True)
+class Received:
+    """Outcome of receiving content: the document, and whether anything changed."""
+
+    document: DocumentRecord
+    changed: bool
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
-"""Search requests and results: validation per SPEC §2, independent of transport."""
+"""Search requests and results: validation per SPEC §2, independent of transport; the filters
+and chunk details a search index answers with, the cache keys of results, and the query log's
+records."""
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -99,3 +104,63 @@ class SearchResult:
     model_version: str
     cache_hit: bool
     took_ms: float
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a search is confined to besides the tenant: document ids, document metadata (each
+    pair must match) and a creation-time window (after inclusive, before exclusive)."""
+
+    document_ids: tuple[uuid.UUID, ...] = ()
+    metadata: dict[str, str] = field(default_factory=dict)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.document_ids or self.metadata or self.created_after or self.created_before)
+
+    @classmethod
+    def of(cls, request: SearchRequest) -> Filters:
+        return cls(request.document_ids, request.metadata, request.created_after, request.created_before)
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A chunk's details as the search index returns them; ``similarity`` is its cosine
+    similarity to the query vector when one was given."""
+
+    chunk_id: int
+    document_id: uuid.UUID
+    document_title: str
+    source_uri: str
+    text: str
+    heading: str | None
+    page: int | None
+    char_start: int
+    char_end: int
+    similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One search or generation, as the query log keeps it."""
+
+    tenant: str
+    username: str | None
+    request_id: str | None
+    kind: str  # search | generate
+    query: str
+    top_k: int | None
+    result_count: int
+    latency_ms: float
+    cache_hit: bool
+    model_version: str | None
+    status: str = "ok"
+
+
+def cache_key(namespace: str, parts: Sequence[object], *, epoch: str) -> str:
+    """A stable key: namespace plus a digest of the global cache ``epoch`` and the JSON-encoded
+    parts. A new epoch (every restore writes one) makes every entry of every level unreachable."""
+    encoded = json.dumps([epoch, *parts], sort_keys=True, separators=(",", ":"), default=str)
+    return f"rag:{namespace}:{hashlib.sha256(encoded.encode()).hexdigest()}"

@@ -1,6 +1,6 @@
-"""Grounded generation: retrieve, build the prompt, stream tokens from Triton, cite sources.
+"""Grounded generation: retrieve, build the prompt, stream tokens from the generator, cite sources.
 
-:class:`~rag.generation.service.GenerationService` is what GenerationService's RPCs call. It
-may import the core, the adapters (Triton, the query log) and :mod:`rag.retrieval`; never the
-gRPC edge.
+:class:`~rag.generation.service.GenerationService` is what GenerationService's RPCs call. Its
+generator is a port (:mod:`rag.core.ports`); it may import the core and :mod:`rag.retrieval`,
+no adapter, never the gRPC edge.
 """

@@ -4,6 +4,9 @@
 citations (each checked against its chunk) and usage. When retrieval finds nothing relevant the
 answer says so and the generator is not called: the system never invents an answer without
 sources.
+
+The generator is a port (:class:`rag.core.ports.TextGenerator`); searches go through the
+:class:`~rag.retrieval.service.RetrievalService`, and each question is logged to its query log.
 """
 
 from __future__ import annotations
@@ -12,12 +15,11 @@ import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
-from rag.adapters.postgres.history import QueryRecord
-from rag.adapters.triton import Priority, TritonClient
 from rag.core.citations import Citation, extract_citations
 from rag.core.errors import InvalidInput
+from rag.core.ports import Priority, TextGenerator
 from rag.core.prompts import NO_ANSWER, Source, build_prompt
-from rag.core.search import SearchMode, SearchRequest
+from rag.core.search import QueryRecord, SearchMode, SearchRequest
 from rag.retrieval.service import Caller, RetrievalService
 
 # all-MiniLM-L6-v2 cosine similarity below which a chunk is taken as unrelated to the question.
@@ -76,7 +78,7 @@ class GenerationService:
         self,
         *,
         retrieval: RetrievalService,
-        triton: TritonClient,
+        triton: TextGenerator,
         stop: tuple[str, ...] = ("\nQuestion:",),
         default_timeout_s: float = 120.0,
     ) -> None:

@@ -3,8 +3,8 @@
 Blobs are content-addressed (``<tenant>/<sha256>``) and shared by the tenant's documents with
 the same bytes. Storing a blob and recording a document that uses it happen under the blob's
 lock, and so do the check that no document uses a blob any more and its deletion
-(:meth:`DocumentRepository.receive`, :meth:`DocumentRepository.delete`): an upload and a
-deletion of the same content never leave a document without its blob.
+(:meth:`DocumentStore.receive`, :meth:`DocumentStore.delete`): an upload and a deletion of the
+same content never leave a document without its blob.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import uuid
 from collections.abc import AsyncIterable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from rag.adapters.objectstore import DEFAULT_PART_BYTES, BlobStore, BlobWriter
-from rag.adapters.postgres.documents import DocumentRecord, DocumentRepository, Received
+from rag.core.documents import DocumentRecord, Received
 from rag.core.errors import InvalidInput, RagError, UnprocessableDocument
+from rag.core.ports import DocumentStore, ObjectStorage, ObjectUpload
 from rag.core.throttle import Slots
 from rag.parsing import ParseLimits
 from rag.parsing.sniff import SNIFF_PREFIX_BYTES, sniff_prefix
@@ -45,13 +45,13 @@ class UploadSlots(Slots):
 
 @dataclass(frozen=True)
 class Intake:
-    documents: DocumentRepository
-    blobs: BlobStore
+    documents: DocumentStore
+    blobs: ObjectStorage
     bucket: str
     limits: ParseLimits = field(default_factory=ParseLimits)
     deadline_s: float = DEFAULT_DEADLINE_S
     uploads: UploadSlots = field(default_factory=UploadSlots)
-    part_bytes: int = DEFAULT_PART_BYTES
+    part_bytes: int | None = None  # of a streamed upload; None: the object storage's default
 
     def receive(
         self,
@@ -111,7 +111,11 @@ class Intake:
         (Overloaded beyond). Whatever the outcome (error, cancellation), nothing staged stays.
         """
         with self.uploads.take():
-            writer = self.blobs.writer(self.bucket, owner=tenant, part_bytes=self.part_bytes)
+            writer = (
+                self.blobs.writer(self.bucket, owner=tenant)
+                if self.part_bytes is None
+                else self.blobs.writer(self.bucket, owner=tenant, part_bytes=self.part_bytes)
+            )
             try:
                 return await self._stream(
                     writer, chunks, tenant=tenant, max_bytes=max_bytes, title=title, metadata=metadata
@@ -127,7 +131,7 @@ class Intake:
 
     async def _stream(
         self,
-        writer: BlobWriter,
+        writer: ObjectUpload,
         chunks: AsyncIterable[bytes],
         *,
         tenant: str,
@@ -166,7 +170,7 @@ class Intake:
             store=lambda: writer.store(key, content_type=content_type),
         )
 
-    async def _sniff_upload(self, writer: BlobWriter) -> str:
+    async def _sniff_upload(self, writer: ObjectUpload) -> str:
         head = writer.head(SNIFF_PREFIX_BYTES)
         return await asyncio.to_thread(self._content_type, head, reject_unsupported=True)
 

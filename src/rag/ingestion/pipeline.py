@@ -19,17 +19,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rag.adapters.objectstore import BlobStore
-from rag.adapters.postgres.documents import MAX_ATTEMPTS, DocumentRepository
 from rag.core.chunking import ChunkingOptions
-from rag.core.documents import Chunk, DocumentStatus
+from rag.core.documents import MAX_ATTEMPTS, Chunk, DocumentStatus
 from rag.core.errors import (
     DeadlineExceeded,
     InvalidInput,
@@ -37,11 +35,10 @@ from rag.core.errors import (
     RagError,
     Unavailable,
 )
+from rag.core.ports import DocumentStore, Embedder, ObjectStorage
 from rag.parsing.extraction import DocumentParser
 
 log = logging.getLogger(__name__)
-
-Embed = Callable[[Sequence[str]], NDArray[np.float32]]
 
 # Chunks embedded together by process_many: a few full Triton batches (max_batch_size 32), sent
 # as concurrent requests by the Triton client, so the dynamic batcher always has work queued.
@@ -75,10 +72,10 @@ class _Prepared:
 
 @dataclass
 class Pipeline:
-    documents: DocumentRepository
-    blobs: BlobStore
+    documents: DocumentStore
+    blobs: ObjectStorage
     bucket: str
-    embed: Embed
+    embed: Embedder
     parser: DocumentParser
     model_version: str
     chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
@@ -259,14 +256,14 @@ class Pipeline:
 
 
 def await_others(
-    documents: DocumentRepository,
+    documents: DocumentStore,
     document_ids: Sequence[uuid.UUID],
     *,
     timeout_s: float,
     poll_s: float = 5.0,
 ) -> list[uuid.UUID]:
     """Wait until no worker processes any of ``document_ids`` (see
-    :meth:`DocumentRepository.in_progress`), at most ``timeout_s``; the ones still in progress.
+    :meth:`DocumentStore.in_progress`), at most ``timeout_s``; the ones still in progress.
 
     A run asked for a document that another run had claimed first (an upload's document that a
     folder's run took on, a re-upload while the first run works) cannot call itself finished
@@ -278,7 +275,7 @@ def await_others(
     return busy
 
 
-def unfinished_report(documents: DocumentRepository, document_ids: Sequence[uuid.UUID]) -> str | None:
+def unfinished_report(documents: DocumentStore, document_ids: Sequence[uuid.UUID]) -> str | None:
     """None when every one of ``document_ids`` (what a run took on) is indexed, quarantined or
     deleted; else a message naming each other document, its status and its last error."""
     unfinished = documents.unfinished(document_ids)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +30,14 @@ from psycopg_pool import ConnectionPool
 from rag.adapters.postgres.documents import DocumentRepository
 from rag.adapters.postgres.indexes import IndexRegistry
 from rag.adapters.postgres.reembedding import ShadowIndex, SourceChunk
-from rag.adapters.postgres.search import Filters, SearchRepository
+from rag.adapters.postgres.search import SearchRepository
 from rag.core.documents import EMBEDDING_DIMENSION
 from rag.core.errors import FailedPrecondition
+from rag.core.ports import Embedder
+from rag.core.search import Filters
 
 log = logging.getLogger(__name__)
 
-Embed = Callable[[Sequence[str]], NDArray[np.float32]]
 # Chunks per embedding call: two of the embedder's batches of 32 in flight keep Triton's dynamic
 # batcher busy, while one call of long chunks stays well inside the client's deadline.
 EMBED_BATCH = 64
@@ -53,7 +54,7 @@ class ReembedPlan:
         return {"source": self.source, "target": self.target, "chunks": self.chunks}
 
 
-def _vectors(embed: Embed, texts: Sequence[str]) -> NDArray[np.float32]:
+def _vectors(embed: Embedder, texts: Sequence[str]) -> NDArray[np.float32]:
     vectors = np.asarray(embed(texts), dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(texts):
         raise FailedPrecondition(f"the embedder returned shape {vectors.shape} for {len(texts)} texts")
@@ -65,7 +66,7 @@ def _vectors(embed: Embed, texts: Sequence[str]) -> NDArray[np.float32]:
     return vectors
 
 
-def plan_reembed(pool: ConnectionPool, embed: Embed, *, model_version: str) -> ReembedPlan | None:
+def plan_reembed(pool: ConnectionPool, embed: Embedder, *, model_version: str) -> ReembedPlan | None:
     """The work to re-embed into ``model_version`` (empty: the newest ``building`` version, as
     recorded by a promotion); None when there is nothing to do."""
     registry = IndexRegistry(pool)
@@ -105,13 +106,13 @@ def _still_building(pool: ConnectionPool, target: str) -> None:
         )
 
 
-def _embed_chunks(shadow: ShadowIndex, embed: Embed, chunks: list[SourceChunk]) -> int:
+def _embed_chunks(shadow: ShadowIndex, embed: Embedder, chunks: list[SourceChunk]) -> int:
     return shadow.write([c.id for c in chunks], _vectors(embed, [c.text for c in chunks]))
 
 
 def embed_range(
     pool: ConnectionPool,
-    embed: Embed,
+    embed: Embedder,
     *,
     source: str,
     target: str,
@@ -155,7 +156,7 @@ class GateResult:
 
 def quality_gate(
     pool: ConnectionPool,
-    embed: Embed,
+    embed: Embedder,
     *,
     source: str,
     target: str,
@@ -226,7 +227,7 @@ def reject(pool: ConnectionPool, *, source: str, target: str, reason: str, quali
 
 def cut_over(
     pool: ConnectionPool,
-    embed: Embed,
+    embed: Embedder,
     *,
     source: str,
     target: str,

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from rag.adapters.objectstore import BlobStore
 from rag.core.errors import DeadlineExceeded, InvalidInput, Overloaded, RagError, Unavailable
+from rag.core.ports import ObjectStorage
 from rag.ingestion.intake import Intake
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def parse_source(source: str, policy: SourcePolicy) -> Source:
     raise InvalidInput(f"{path} is neither a regular file nor a folder", field="source")
 
 
-def list_source(source: Source, blobs: BlobStore | None) -> Iterator[SourceItem]:
+def list_source(source: Source, blobs: ObjectStorage | None) -> Iterator[SourceItem]:
     if source.kind == "file":
         assert source.path is not None
         yield SourceItem(source.path.as_uri(), source.path.name, source.path.stat().st_size)
@@ -172,7 +172,7 @@ def list_source(source: Source, blobs: BlobStore | None) -> Iterator[SourceItem]
             yield SourceItem(uri, info.key.rsplit("/", 1)[-1], info.size)
 
 
-def read_item(item: SourceItem, blobs: BlobStore | None, policy: SourcePolicy) -> bytes:
+def read_item(item: SourceItem, blobs: ObjectStorage | None, policy: SourcePolicy) -> bytes:
     """The item's bytes; a local file is checked against ``policy`` again where it is read."""
     if item.uri.startswith("file://"):
         path = policy.check_path(Path(url2pathname(urlsplit(item.uri).path)))

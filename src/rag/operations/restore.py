@@ -296,7 +296,8 @@ class Restorer:
         and its own words find it in the BM25 top 10."""
         from rag.adapters.postgres.indexes import IndexRegistry
         from rag.adapters.postgres.pool import create_pool
-        from rag.adapters.postgres.search import Filters, SearchRepository
+        from rag.adapters.postgres.search import SearchRepository
+        from rag.core.search import Filters
 
         checks: list[dict[str, Any]] = []
         scratch = self.settings.model_copy(update={"DATABASE_URL": self.app_dsn(database)})

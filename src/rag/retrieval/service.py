@@ -5,6 +5,9 @@ embedding), are fused by reciprocal rank fusion, optionally reranked by the Trit
 cross-encoder, and cached at three levels under keys that carry the tenant, the tenant's
 document generation, the embedding model version and the cache epoch (renewed by a restore), so
 a change never serves stale results.
+
+Its collaborators are ports (:mod:`rag.core.ports`): the search index, the query models, the
+result cache, the index versions and the query log.
 """
 
 from __future__ import annotations
@@ -14,19 +17,26 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from psycopg_pool import ConnectionPool
 
-from rag.adapters.cache import TieredCache, cache_key
-from rag.adapters.postgres.history import QueryHistory, QueryRecord
-from rag.adapters.postgres.search import Filters, SearchRepository
-from rag.adapters.postgres.search_versions import SearchVersions
-from rag.adapters.triton import Priority, TritonClient
 from rag.core.errors import FailedPrecondition
+from rag.core.ports import IndexVersions, Priority, QueryLog, QueryModels, ResultCache, SearchIndex
 from rag.core.ranking import reciprocal_rank_fusion
-from rag.core.search import SearchHit, SearchMode, SearchRequest, SearchResult
+from rag.core.search import (
+    Filters,
+    QueryRecord,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    SearchResult,
+    cache_key,
+)
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +58,32 @@ class RetrievalService:
     def __init__(
         self,
         *,
-        pool: ConnectionPool,
-        triton: TritonClient,
-        cache: TieredCache,
-        versions: SearchVersions | None = None,
-        history: QueryHistory | None = None,
+        triton: QueryModels,
+        cache: ResultCache,
+        index: SearchIndex | None = None,
+        versions: IndexVersions | None = None,
+        history: QueryLog | None = None,
+        pool: ConnectionPool | None = None,
     ) -> None:
-        self.repo = SearchRepository(pool)
+        """``triton`` embeds and reranks queries. The search index, the versions and the query
+        log not given are the PostgreSQL ones on ``pool`` (then required): versions read at
+        every search unless a started listener is given, history written at once unless a
+        started writer is given. The API passes both (grpc_services.app)."""
+        if index is None or versions is None or history is None:
+            if pool is None:
+                raise TypeError("give a pool, or the search index, versions and history")
+            from rag.adapters.postgres.history import QueryHistory
+            from rag.adapters.postgres.search import SearchRepository
+            from rag.adapters.postgres.search_versions import SearchVersions
+
+            index = SearchRepository(pool) if index is None else index
+            versions = SearchVersions(pool) if versions is None else versions
+            history = QueryHistory(pool) if history is None else history
+        self.index = index
         self.triton = triton
         self.cache = cache
-        # Without a listener every search reads the versions; without a started writer every
-        # search writes its history row at once. The API starts both (grpc_services.app).
-        self.versions = versions or SearchVersions(pool)
-        self.history = history or QueryHistory(pool)
+        self.versions = versions
+        self.history = history
 
     async def _versions(self, tenant: str) -> tuple[str, int, str]:
         model_version, generation, epoch = await self.versions.current(tenant)
@@ -114,9 +137,7 @@ class RetrievalService:
         timeout: float | None,
     ) -> tuple[tuple[SearchHit, ...], NDArray[np.float32] | None]:
         """The hits, and the query's embedding when dense retrieval ran."""
-        filters = Filters(
-            request.document_ids, request.metadata, request.created_after, request.created_before
-        )
+        filters = Filters.of(request)
         depth = max(50, 2 * request.top_k)
         tenant = caller.tenant
         if request.mode is SearchMode.FULLTEXT:
@@ -129,12 +150,17 @@ class RetrievalService:
                     await self.triton.embed([request.query], priority=Priority.INTERACTIVE, timeout=timeout)
                 )[0]
             return await asyncio.to_thread(
-                self.repo.dense, tenant=tenant, version=model_version, vector=vector, k=depth, filters=filters
+                self.index.dense,
+                tenant=tenant,
+                version=model_version,
+                vector=vector,
+                k=depth,
+                filters=filters,
             )
 
         async def lexical() -> list[tuple[int, float]]:
             return await asyncio.to_thread(
-                self.repo.lexical,
+                self.index.lexical,
                 tenant=tenant,
                 version=model_version,
                 query=request.query,
@@ -154,7 +180,7 @@ class RetrievalService:
             )
         if request.rerank and ranked:
             candidates = [i for i, _ in ranked[: max(request.top_k, min(50, 4 * request.top_k))]]
-            texts = await asyncio.to_thread(self.repo.hits, candidates, tenant=tenant)
+            texts = await asyncio.to_thread(self.index.hits, candidates, tenant=tenant)
             ordered = [i for i in candidates if i in texts]
             scores = await self.triton.rerank(
                 request.query,
@@ -164,7 +190,7 @@ class RetrievalService:
             )
             ranked = sorted(zip(ordered, (float(x) for x in scores), strict=True), key=lambda r: -r[1])
         top = ranked[: request.top_k]
-        details = await asyncio.to_thread(self.repo.hits, [i for i, _ in top], tenant=tenant, vector=vector)
+        details = await asyncio.to_thread(self.index.hits, [i for i, _ in top], tenant=tenant, vector=vector)
         hits = tuple(
             SearchHit(
                 chunk_id=i,

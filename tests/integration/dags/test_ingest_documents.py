@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
 from rag.ingestion.intake import Intake
 from tests.fixtures.airflow import ROOT, load_dag
@@ -227,7 +228,7 @@ def test_a_given_document_another_run_is_processing_keeps_the_run_from_going_gre
     assert finished_at and finished_at[0] <= returned_at  # green only after the document was done
 
 
-def test_in_progress_names_only_documents_a_worker_holds(intake: Intake) -> None:
+def test_in_progress_names_only_documents_a_worker_holds(intake: Intake, pool: ConnectionPool) -> None:
     from rag.ingestion.pipeline import await_others
 
     tenant = f"dag{uuid.uuid4().hex[:8]}"
@@ -238,7 +239,7 @@ def test_in_progress_names_only_documents_a_worker_holds(intake: Intake) -> None
         for n in range(4)
     )
     documents = intake.documents
-    with documents.pool.connection() as conn:
+    with pool.connection() as conn:
         conn.execute("UPDATE documents SET status = 'embedded' WHERE id = %s", (held.id,))
         conn.execute("UPDATE documents SET status = 'indexed' WHERE id = %s", (done.id,))
     assert documents.claim(claimed.id, deadline_s=60).attempt == 1

@@ -17,8 +17,9 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from rag.adapters.postgres.search import Filters, SearchRepository
+from rag.adapters.postgres.search import SearchRepository
 from rag.adapters.triton import BlockingTriton
+from rag.core.search import Filters
 from rag.settings import Settings
 from tests.fixtures.airflow import load_dag
 

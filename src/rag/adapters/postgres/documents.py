@@ -1,8 +1,12 @@
-"""Documents and chunks in PostgreSQL: the ingestion status machine, enforced in SQL.
+"""Documents in PostgreSQL: receiving, reading, listing, the status machine and deletion.
 
 Every statement is scoped by tenant where a caller's tenant applies, uses bound parameters, and
 is idempotent: receiving the same content is a no-op, writing a document's chunks replaces them
-in one transaction, retries never duplicate rows.
+in one transaction, retries never duplicate rows. :class:`DocumentRepository` is the document
+store port (:class:`rag.core.ports.DocumentStore`); its claims are in :mod:`.claims`, its chunk
+rows in :mod:`.chunks`. The record it returns and the attempts cap are the core's
+(:mod:`rag.core.documents`), re-exported here for the callers that import them with the
+repository.
 """
 
 from __future__ import annotations
@@ -10,36 +14,20 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import psycopg
-from numpy.typing import NDArray
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from rag.core.documents import ADVANCES_FROM, Chunk, DocumentStatus
+from rag.adapters.postgres.chunks import DocumentChunks
+from rag.adapters.postgres.claims import DocumentClaims
+from rag.core.documents import ADVANCES_FROM, DocumentStatus, Received
+from rag.core.documents import MAX_ATTEMPTS as MAX_ATTEMPTS
+from rag.core.documents import DocumentRecord as DocumentRecord
 from rag.core.errors import FailedPrecondition, NotFound, Unavailable
-
-# Claims of a document before it is given up on, counted since it last entered ``received``
-# from outside the pipeline (an upload of new content, a requeue of an indexed document).
-MAX_ATTEMPTS = 3
-
-# What a worker is doing while a document is in each in-flight status: a worker that died left
-# it there, so the status names the stage it died in.
-_STAGES = {"received": "parsing", "parsed": "chunking", "chunked": "embedding", "embedded": "indexing"}
-
-
-def _worker_died(status: str, attempts: str) -> sql.Composed:
-    """SQL for the reason a document whose workers kept dying is quarantined with, from the SQL
-    expressions of its status and attempt count: 'worker died during parsing 3 times'."""
-    return sql.SQL(
-        "format('worker died during %%s %%s times', {stages}::jsonb ->> ({status}), {attempts})"
-    ).format(stages=sql.Literal(json.dumps(_STAGES)), status=sql.SQL(status), attempts=sql.SQL(attempts))
-
 
 # Advisory-lock class of blob keys (the two-int form: a key space apart from every other lock).
 # Recording a document that uses a blob, and deleting a blob no document uses, hold its lock.
@@ -73,75 +61,6 @@ def count_by_status(
     return counts
 
 
-@dataclass(frozen=True)
-class DocumentRecord:
-    id: uuid.UUID
-    tenant: str
-    source_uri: str
-    title: str
-    content_hash: str
-    size_bytes: int
-    mime_type: str
-    status: DocumentStatus
-    error_reason: str | None
-    attempts: int
-    embedding_model_version: str | None
-    blob_key: str | None
-    metadata: dict[str, str]
-    deadline_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    outage_retries: int = 0  # retries after a dependency outage; they use up no attempt
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DocumentRecord:
-        return cls(
-            id=row["id"],
-            tenant=row["tenant"],
-            source_uri=row["source_uri"],
-            title=row["title"],
-            content_hash=row["content_hash"],
-            size_bytes=row["size_bytes"],
-            mime_type=row["mime_type"],
-            status=DocumentStatus(row["status"]),
-            error_reason=row["error_reason"],
-            attempts=row["attempts"],
-            embedding_model_version=row["embedding_model_version"],
-            blob_key=row["blob_key"],
-            metadata=dict(row["metadata"] or {}),
-            deadline_at=row["deadline_at"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            outage_retries=row["outage_retries"],
-        )
-
-
-@dataclass(frozen=True)
-class Swept:
-    """What the sweeper did: documents sent back for another attempt, and those given up on."""
-
-    reset: list[uuid.UUID]
-    quarantined: list[uuid.UUID]
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A claim on a document: the attempt it counts (1 for the first), or None when it was not
-    claimed: another worker's claim still runs, the document is not ``received``, or it had been
-    claimed ``max_attempts`` times and is now quarantined, with ``quarantined`` as the reason."""
-
-    attempt: int | None = None
-    quarantined: str | None = None
-
-
-@dataclass(frozen=True)
-class Received:
-    """Outcome of receiving content: the document, and whether anything changed."""
-
-    document: DocumentRecord
-    changed: bool
-
-
 _COLUMNS = sql.SQL(
     "id, tenant, source_uri, title, content_hash, size_bytes, mime_type, status::text AS status, "
     "error_reason, attempts, outage_retries, embedding_model_version, blob_key, metadata, deadline_at, "
@@ -149,7 +68,29 @@ _COLUMNS = sql.SQL(
 )
 
 
-class DocumentRepository:
+def _record(row: dict[str, Any]) -> DocumentRecord:
+    return DocumentRecord(
+        id=row["id"],
+        tenant=row["tenant"],
+        source_uri=row["source_uri"],
+        title=row["title"],
+        content_hash=row["content_hash"],
+        size_bytes=row["size_bytes"],
+        mime_type=row["mime_type"],
+        status=DocumentStatus(row["status"]),
+        error_reason=row["error_reason"],
+        attempts=row["attempts"],
+        embedding_model_version=row["embedding_model_version"],
+        blob_key=row["blob_key"],
+        metadata=dict(row["metadata"] or {}),
+        deadline_at=row["deadline_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        outage_retries=row["outage_retries"],
+    )
+
+
+class DocumentRepository(DocumentClaims, DocumentChunks):
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
@@ -208,7 +149,7 @@ class DocumentRepository:
             )
             row = cur.fetchone()
             if row is not None:
-                return Received(DocumentRecord.from_row(row), changed=True)
+                return Received(_record(row), changed=True)
             cur.execute(
                 sql.SQL("SELECT {cols} FROM documents WHERE tenant = %s AND source_uri = %s").format(
                     cols=_COLUMNS
@@ -217,7 +158,7 @@ class DocumentRepository:
             )
             existing = cur.fetchone()
             assert existing is not None
-            return Received(DocumentRecord.from_row(existing), changed=False)
+            return Received(_record(existing), changed=False)
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, document_id: uuid.UUID, *, tenant: str | None = None) -> DocumentRecord:
@@ -232,7 +173,7 @@ class DocumentRepository:
             row = cur.fetchone()
         if row is None:
             raise NotFound(f"document {document_id} does not exist")
-        return DocumentRecord.from_row(row)
+        return _record(row)
 
     def list_documents(
         self,
@@ -262,7 +203,7 @@ class DocumentRepository:
                     "limit": limit,
                 },
             )
-            return [DocumentRecord.from_row(r) for r in cur.fetchall()]
+            return [_record(r) for r in cur.fetchall()]
 
     def pending(
         self, *, tenant: str | None = None, ids: Sequence[uuid.UUID] = (), limit: int = 10_000
@@ -343,95 +284,6 @@ class DocumentRepository:
     def quarantine(self, document_id: uuid.UUID, reason: str) -> None:
         self.advance(document_id, DocumentStatus.QUARANTINED, reason=reason[:2000])
 
-    def claim(
-        self,
-        document_id: uuid.UUID,
-        *,
-        deadline_s: float,
-        max_attempts: int = MAX_ATTEMPTS,
-        owner: str | None = None,
-    ) -> Claim:
-        """Claim a ``received`` document for processing until the deadline: count the attempt and
-        push the deadline out. Another worker's claim that has not run out is left alone (that
-        worker will move it on).
-
-        A document claimed ``max_attempts`` times already is quarantined instead of claimed
-        again. Its last claim ran out with the document still ``received`` (any other failure
-        quarantines it or gives the claim back), so its worker died fetching or parsing it:
-        'worker died during parsing 3 times'. Attempts count every claim since the document
-        was received, retries after a transient failure included, except those that ended in a
-        dependency outage: :meth:`reset_to_received` gives such an attempt back. ``owner`` names
-        the claim's holder for :meth:`release_claims`.
-        """
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                sql.SQL("""
-                UPDATE documents SET
-                    attempts = CASE WHEN attempts < %(max)s THEN attempts + 1 ELSE attempts END,
-                    status = CASE WHEN attempts < %(max)s THEN status
-                                  ELSE 'quarantined' END::document_status,
-                    error_reason = CASE WHEN attempts < %(max)s THEN error_reason
-                        WHEN claimed_until IS NOT NULL THEN {died}
-                        ELSE format('gave up after %%s attempts that did not finish', attempts) END,
-                    deadline_at = CASE WHEN attempts < %(max)s
-                        THEN now() + make_interval(secs => %(deadline)s) ELSE deadline_at END,
-                    claimed_until = CASE WHEN attempts < %(max)s
-                        THEN now() + make_interval(secs => %(deadline)s) END,
-                    claimed_by = CASE WHEN attempts < %(max)s THEN %(owner)s END
-                WHERE id = %(id)s AND status = 'received'
-                  AND (claimed_until IS NULL OR claimed_until < now())
-                RETURNING status::text, attempts, error_reason
-                """).format(died=_worker_died("'received'", "attempts")),
-                {"deadline": deadline_s, "id": document_id, "max": max_attempts, "owner": owner},
-            ).fetchone()
-            exists = (
-                row is not None
-                or conn.execute("SELECT 1 FROM documents WHERE id = %s", (document_id,)).fetchone()
-            )
-        if not exists:
-            raise NotFound(f"document {document_id} does not exist")
-        if row is None:
-            return Claim()
-        status, attempts, reason = row
-        return Claim(quarantined=reason) if status == "quarantined" else Claim(attempt=int(attempts))
-
-    def release_claims(self, document_ids: Sequence[uuid.UUID], *, owner: str) -> list[uuid.UUID]:
-        """Give back the claims ``owner`` still holds on ``document_ids`` (its earlier try died
-        with them: the database went away under it, or it was killed): those documents go back
-        to ``received``, claimable at once, their attempts kept. Returns them."""
-        if not document_ids:
-            return []
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                """
-                UPDATE documents SET status = 'received', claimed_until = NULL, claimed_by = NULL
-                WHERE id = ANY(%(ids)s::uuid[]) AND claimed_by = %(owner)s AND claimed_until IS NOT NULL
-                  AND status IN ('received', 'parsed', 'chunked', 'embedded')
-                RETURNING id
-                """,
-                {"ids": list(document_ids), "owner": owner},
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def reset_to_received(self, document_id: uuid.UUID, *, outage: str | None = None) -> None:
-        """A retry after a transient failure starts again from ``received``, claimable at once.
-
-        With ``outage`` (the error of a dependency that is down), the claim's attempt is given
-        back and counted in ``outage_retries`` instead: an outage never quarantines a document.
-        The error stays as the document's ``error_reason`` until it moves on.
-        """
-        with self.pool.connection() as conn:
-            conn.execute(
-                """
-                UPDATE documents SET status = 'received', error_reason = %(outage)s, claimed_until = NULL,
-                       attempts = CASE WHEN %(outage)s::text IS NULL THEN attempts
-                                       ELSE greatest(attempts - 1, 0) END,
-                       outage_retries = outage_retries + (%(outage)s::text IS NOT NULL)::int
-                WHERE id = %(id)s AND status IN ('received', 'parsed', 'chunked', 'embedded')
-                """,
-                {"id": document_id, "outage": outage[:2000] if outage else None},
-            )
-
     def unfinished(self, document_ids: Sequence[uuid.UUID]) -> list[DocumentRecord]:
         """Those of ``document_ids`` that are neither ``indexed`` nor ``quarantined`` (deleted
         ones are finished), oldest first: what a run that took them on has not done."""
@@ -443,77 +295,7 @@ class DocumentRepository:
                 ).format(cols=_COLUMNS),
                 (list(document_ids),),
             )
-            return [DocumentRecord.from_row(r) for r in cur.fetchall()]
-
-    def in_progress(self, document_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-        """Those of ``document_ids`` a worker is processing now: past ``received`` and not
-        terminal, or ``received`` under a claim that has not run out."""
-        if not document_ids:
-            return []
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT id FROM documents WHERE id = ANY(%s::uuid[])"
-                " AND (status NOT IN ('received', 'indexed', 'quarantined')"
-                "      OR (status = 'received' AND claimed_until > now()))"
-                " ORDER BY created_at, id",
-                (list(document_ids),),
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def write_chunks(
-        self,
-        document_id: uuid.UUID,
-        chunks: Sequence[Chunk],
-        vectors: NDArray[np.float32],
-        *,
-        model_version: str,
-    ) -> None:
-        """Replace the document's chunks and mark it ``indexed``, all in one transaction."""
-        if len(chunks) != len(vectors):
-            raise ValueError("one vector per chunk")
-        with self.pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT tenant, status::text FROM documents WHERE id = %s FOR UPDATE", (document_id,)
-            ).fetchone()
-            if row is None:
-                raise NotFound(f"document {document_id} does not exist")
-            tenant, status = row
-            if status != "embedded":
-                raise FailedPrecondition(f"document {document_id} is {status}, not embedded")
-            conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-            with conn.cursor().copy(
-                "COPY chunks (document_id, tenant, ordinal, text, heading, page, char_start, char_end,"
-                " token_count, embedding, embedding_model_version) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy:
-                copy.set_types(
-                    ["uuid", "text", "int4", "text", "text", "int4", "int4", "int4", "int4", "vector", "text"]
-                )
-                for chunk, vector in zip(chunks, vectors, strict=True):
-                    copy.write_row(
-                        (
-                            document_id,
-                            tenant,
-                            chunk.ordinal,
-                            chunk.text,
-                            chunk.heading,
-                            chunk.page,
-                            chunk.char_start,
-                            chunk.char_end,
-                            chunk.token_count,
-                            vector,
-                            model_version,
-                        )
-                    )
-            # BM25 postings from the new chunks' tsvectors (old postings went with the old chunks).
-            conn.execute(
-                "SELECT rag_index_chunk_terms(array_agg(id)) FROM chunks WHERE document_id = %s",
-                (document_id,),
-            )
-            conn.execute(
-                "UPDATE documents SET status = 'indexed', error_reason = NULL, embedding_model_version = %s"
-                " WHERE id = %s",
-                (model_version, document_id),
-            )
+            return [_record(r) for r in cur.fetchall()]
 
     def delete(
         self,
@@ -578,7 +360,7 @@ class DocumentRepository:
                 cur.execute(
                     sql.SQL("DELETE FROM documents WHERE {} RETURNING {}").format(where, _COLUMNS), params
                 )
-                deleted = [DocumentRecord.from_row(r) for r in cur.fetchall()]
+                deleted = [_record(r) for r in cur.fetchall()]
                 blobs = {(r.tenant, r.blob_key) for r in deleted if r.blob_key}
                 if not lock:
                     return deleted, []
@@ -597,74 +379,3 @@ class DocumentRepository:
                 # A document got another blob since the SELECT: again, holding its lock too.
                 raise psycopg.Rollback()
         raise Unavailable("documents kept changing while being deleted; retry the deletion")
-
-    def refresh_lexical_statistics(self, tenants: Sequence[str] | None = None) -> None:
-        """Recompute the BM25 document frequencies and lengths of ``tenants`` (None: every
-        tenant), per embedding model version, after each ingested batch. A tenant whose
-        statistics changed gets a new generation (its cached search results are not served)."""
-        with self.pool.connection() as conn:
-            conn.execute(
-                "SELECT rag_refresh_bm25_stats(%s::text[])", (None if tenants is None else list(tenants),)
-            )
-
-    def stale_received(self, *, older_than_s: float, limit: int = 10_000) -> list[uuid.UUID]:
-        """Documents left ``received`` for longer than ``older_than_s`` and not under a running
-        claim (nobody is processing them: an upload while Airflow was down, or a retry after a
-        transient failure), oldest first. Claims that ran out are :meth:`sweep`'s."""
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                """
-                SELECT id FROM documents
-                WHERE status = 'received' AND updated_at < now() - make_interval(secs => %s)
-                  AND (claimed_until IS NULL OR claimed_until < now())
-                ORDER BY updated_at, id LIMIT %s
-                """,
-                (older_than_s, limit),
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def requeue_retired_versions(self) -> list[uuid.UUID]:
-        """Documents indexed with an embedding version that has been retired go back to
-        ``received``: their chunks are invisible to search (it filters by the active version).
-        Only an ingestion that began before a re-embedding's cutover and wrote after it leaves
-        such documents; the cutover relabels all others in its own transaction."""
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                """
-                UPDATE documents SET status = 'received', error_reason = NULL, claimed_until = NULL,
-                       attempts = 0, outage_retries = 0
-                WHERE status = 'indexed' AND embedding_model_version IN
-                      (SELECT model_version FROM embedding_indexes WHERE status = 'retired')
-                RETURNING id
-                """
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def sweep(self, *, max_attempts: int = MAX_ATTEMPTS) -> Swept:
-        """Documents whose worker died: stuck in ``parsed``/``chunked``/``embedded`` past their
-        deadline, or ``received`` under a claim that ran out. With fewer than ``max_attempts``
-        attempts they go back to ``received``, unclaimed, for another one; else they are
-        quarantined, naming the stage: 'worker died during chunking 3 times'."""
-        with self.pool.connection() as conn:
-            rows = conn.execute(
-                sql.SQL("""
-                WITH stuck AS (
-                    SELECT id, status::text AS was, attempts FROM documents
-                    WHERE (status IN ('parsed', 'chunked', 'embedded') AND deadline_at < now())
-                       OR (status = 'received' AND claimed_until < now())
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE documents d SET
-                    status = CASE WHEN s.attempts < %(max)s THEN 'received'
-                                  ELSE 'quarantined' END::document_status,
-                    error_reason = CASE WHEN s.attempts < %(max)s THEN NULL ELSE {died} END,
-                    claimed_until = NULL
-                FROM stuck s WHERE d.id = s.id
-                RETURNING d.id, d.status::text
-                """).format(died=_worker_died("s.was", "s.attempts")),
-                {"max": max_attempts},
-            ).fetchall()
-        return Swept(
-            reset=[i for i, status in rows if status == "received"],
-            quarantined=[i for i, status in rows if status == "quarantined"],
-        )

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import astuple, dataclass
+from dataclasses import astuple
 
 from prometheus_client import Counter
 from psycopg_pool import ConnectionPool
+
+from rag.core.search import QueryRecord
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +35,6 @@ INSERT INTO query_history (tenant, username, request_id, kind, query, top_k, res
                            latency_ms, cache_hit, embedding_model_version, status)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
-
-
-@dataclass(frozen=True)
-class QueryRecord:
-    tenant: str
-    username: str | None
-    request_id: str | None
-    kind: str  # search | generate
-    query: str
-    top_k: int | None
-    result_count: int
-    latency_ms: float
-    cache_hit: bool
-    model_version: str | None
-    status: str = "ok"
 
 
 class QueryHistory:

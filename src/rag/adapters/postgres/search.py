@@ -9,9 +9,6 @@ filter with iterative scans on, so a selective filter does not starve the top-k 
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,29 +17,20 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from rag.core.search import ChunkHit, Filters
+
 BM25_K1 = 1.2
 BM25_B = 0.75
 
 
-@dataclass(frozen=True)
-class Filters:
-    document_ids: tuple[uuid.UUID, ...] = ()
-    metadata: dict[str, str] = field(default_factory=dict)
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not (self.document_ids or self.metadata or self.created_after or self.created_before)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "f_empty": self.empty,
-            "f_ids": list(self.document_ids),
-            "f_meta": json.dumps(self.metadata),
-            "f_after": self.created_after,
-            "f_before": self.created_before,
-        }
+def _filter_params(filters: Filters) -> dict[str, Any]:
+    return {
+        "f_empty": filters.empty,
+        "f_ids": list(filters.document_ids),
+        "f_meta": json.dumps(filters.metadata),
+        "f_after": filters.created_after,
+        "f_before": filters.created_before,
+    }
 
 
 # Documents of the tenant that pass the filters (a semi-join the planner hashes once).
@@ -101,21 +89,9 @@ _LEXICAL = sql.SQL(
 ).format(filter=_FILTER)
 
 
-@dataclass(frozen=True)
-class ChunkHit:
-    chunk_id: int
-    document_id: uuid.UUID
-    document_title: str
-    source_uri: str
-    text: str
-    heading: str | None
-    page: int | None
-    char_start: int
-    char_end: int
-    similarity: float | None = None
-
-
 class SearchRepository:
+    """The search index port (:class:`rag.core.ports.SearchIndex`) over PostgreSQL."""
+
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
 
@@ -157,7 +133,8 @@ class SearchRepository:
                 (str(max(40, min(1000, 2 * k))),),
             )
             cursor = conn.execute(
-                _DENSE, {"tenant": tenant, "version": version, "vector": vector, "k": k, **filters.params()}
+                _DENSE,
+                {"tenant": tenant, "version": version, "vector": vector, "k": k, **_filter_params(filters)},
             )
             rows = cursor.fetchall()
         # relaxed_order may return rows slightly out of order: sort by the exact distance.
@@ -178,7 +155,7 @@ class SearchRepository:
                     "k": k,
                     "k1": BM25_K1,
                     "b": BM25_B,
-                    **filters.params(),
+                    **_filter_params(filters),
                 },
             ).fetchall()
         return [(int(i), float(s)) for i, s in rows]
