@@ -20,6 +20,10 @@ worker over 1 GiB (or none seen), any INTERNAL or UNKNOWN in the fuzz.
 
     python -m bench.adversarial [--kinds html-regex-bomb,pdf-10000-pages] [--fuzz-examples 10000]
     python -m bench.adversarial --list
+
+The module is a little over 400 lines because it is one run from start to verdict: the
+corpus and the fuzz live in their own modules, and what stays here is the order of the steps,
+the checks and the report that names each failed one.
 """
 
 from __future__ import annotations
