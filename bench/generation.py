@@ -11,7 +11,6 @@ ms/token should match (the same model streams the tokens).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
@@ -21,8 +20,8 @@ from pathlib import Path
 
 from bench import beir, report
 from bench.latency import case_variant
-from bench.quality import DEFAULT_DATA, ensure_ingested
-from bench.target import add_arguments, connect
+from bench.quality import ensure_ingested
+from bench.target import connect, stack_parser
 from rag.adapters.triton import Priority, TritonClient, TritonOptions
 from rag.core.prompts import Source, build_prompt
 
@@ -52,9 +51,7 @@ async def direct(url: str, prompt: str, max_tokens: int) -> tuple[float | None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR folder: corpus and questions")
+    parser = stack_parser("bench.generation", __doc__, data_help="BEIR folder: corpus and questions")
     parser.add_argument("--questions", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=3)

@@ -16,7 +16,6 @@ never below the better of dense and full-text.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from psycopg_pool import ConnectionPool
 
 from bench import beir, report
 from bench.metrics import documents_from_chunks, evaluate, write_trec_run
-from bench.target import add_arguments, client_for, connect
+from bench.target import client_for, connect, stack_parser
 from rag.settings import Settings
 
 DEFAULT_DATA = beir.default_data()
@@ -269,11 +268,7 @@ def render(dataset: beir.BeirDataset, results: list[ModeResult]) -> tuple[str, d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="a BEIR folder (default: %(default)s)"
-    )
+    parser = stack_parser("bench.quality", __doc__, data_help="a BEIR folder (default: %(default)s)")
     parser.add_argument(
         "--split", default=None, help="qrels split: test, dev or train (default: the first found)"
     )

@@ -33,7 +33,7 @@ from bench.faults.cell import SWEEPER_PERIOD_S, CellResult, errors_only, run_cel
 from bench.faults.corpus import scifact
 from bench.faults.graceful import GracefulResult, graceful_cell
 from bench.faults.inject import CELLS, GRACEFUL
-from bench.target import Target, add_arguments, connect
+from bench.target import Target, connect, stack_parser
 
 
 def _say(line: str) -> None:
@@ -208,8 +208,7 @@ def _dict(values: dict[str, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
+    parser = stack_parser("bench.faults", __doc__)
     parser.add_argument("--components", default=",".join(CELLS), help="comma-separated cells (default: all)")
     parser.add_argument(
         "--documents", type=int, default=300, help="files for the ingest run (default %(default)s)"
