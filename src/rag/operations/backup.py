@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -242,12 +242,7 @@ class RetentionReport:
     kept: int = 0
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "expired": self.expired,
-            "orphans_deleted": self.orphans_deleted,
-            "abandoned": self.abandoned,
-            "kept": self.kept,
-        }
+        return asdict(self)
 
 
 def _expire(catalogue: BackupCatalogue, blobs: BlobStore, records: list[BackupRecord]) -> list[str]:

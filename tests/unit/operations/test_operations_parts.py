@@ -151,3 +151,24 @@ def test_a_failed_backup_is_catalogued_with_its_reason_and_still_raises() -> Non
         pass
 
     assert catalogue.failed == [(7, "object storage is down"), (8, "OSError: disk full")]
+
+
+def test_the_task_summaries_name_every_field() -> None:
+    from rag.operations.backup import RetentionReport
+    from rag.operations.maintenance import LogCleanup
+
+    cleanup = LogCleanup(files=3, bytes=4096, directories=1, roots=("/var/log/rag-system",))
+    retention = RetentionReport(expired=["a.sql.gz"], orphans_deleted=[], abandoned=["b"], kept=2)
+
+    assert cleanup.summary() == {
+        "files": 3,
+        "bytes": 4096,
+        "directories": 1,
+        "roots": ("/var/log/rag-system",),
+    }
+    assert retention.summary() == {
+        "expired": ["a.sql.gz"],
+        "orphans_deleted": [],
+        "abandoned": ["b"],
+        "kept": 2,
+    }
