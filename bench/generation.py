@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import beir, report
+from bench import report
 from bench.latency import case_variant
-from bench.quality import ensure_ingested
-from bench.target import connect, stack_parser
+from bench.quality import ingested_target
+from bench.target import stack_parser
 from rag.adapters.triton import Priority, TritonClient, TritonOptions
 from rag.core.prompts import Source, build_prompt
 
@@ -57,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--results", type=Path, default=report.RESULTS)
     args = parser.parse_args(argv)
-    dataset = beir.load(args.data)
-    target = connect(args.state_dir, start=args.start)
-    tenant, _ = ensure_ingested(target.settings, dataset)
+    dataset, target, tenant = ingested_target(args)
     rng = random.Random(time.time_ns())
     questions = [case_variant(q, rng) for q in list(dataset.queries.values())[: args.questions]]
     samples: list[dict[str, float | int | None]] = []

@@ -31,8 +31,8 @@ from typing import Any, cast
 import grpc
 
 from bench import beir, report
-from bench.quality import ensure_ingested
-from bench.target import Target, connect, stack_parser
+from bench.quality import ingested_target
+from bench.target import Target, stack_parser
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Principal, Role
 from rag.proto.rag.v1 import search_pb2, search_pb2_grpc
@@ -150,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=report.RESULTS)
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
-    dataset = beir.load(args.data)
-    target = connect(args.state_dir, start=args.start)
-    tenant, _ = ensure_ingested(target.settings, dataset)
+    _, target, tenant = ingested_target(args)
     pool_texts = list(beir.all_queries(args.data).values())
     rng = random.Random(time.time_ns())
     floor_before = floor(target, tenant, [case_variant(t, rng) for t in pool_texts[: args.floor_queries]])

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bench import beir, report
 from bench.latency import case_variant, load
-from bench.quality import ensure_ingested
-from bench.target import connect, stack_parser
+from bench.quality import ingested_target
+from bench.target import stack_parser
 
 MIB = 2**20
 
@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--results", type=Path, default=report.RESULTS)
     args = parser.parse_args(argv)
-    dataset = beir.load(args.data)
-    target = connect(args.state_dir, start=args.start)
-    tenant, _ = ensure_ingested(target.settings, dataset)
+    _, target, tenant = ingested_target(args)
     idle = target.stack.memory()
 
     rng = random.Random(time.time_ns())

@@ -16,6 +16,7 @@ never below the better of dense and full-text.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from psycopg_pool import ConnectionPool
 
 from bench import beir, report
 from bench.metrics import documents_from_chunks, evaluate, write_trec_run
-from bench.target import client_for, connect, stack_parser
+from bench.target import Target, client_for, connect, stack_parser
 from rag.settings import Settings
 
 DEFAULT_DATA = beir.default_data()
@@ -60,6 +61,15 @@ def tenant_for(dataset: beir.BeirDataset) -> str:
 
 def source_uri(dataset: beir.BeirDataset, doc_id: str) -> str:
     return f"beir://{dataset.name}/{doc_id}.txt"
+
+
+def ingested_target(args: argparse.Namespace) -> tuple[beir.BeirDataset, Target, str]:
+    """The BEIR dataset of ``--data``, the stack of ``--state-dir``/``--start``, and the
+    dataset's tenant on it, ingested (what a benchmark that searches the corpus starts with)."""
+    dataset = beir.load(args.data)
+    target = connect(args.state_dir, start=args.start)
+    tenant, _ = ensure_ingested(target.settings, dataset)
+    return dataset, target, tenant
 
 
 def ensure_ingested(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench import beir
+from bench import beir, quality
 from bench.target import stack_parser
 
 
@@ -30,3 +33,35 @@ def test_without_data_help_there_is_no_data_option() -> None:
     assert parser.parse_args([]).start is False
     with pytest.raises(SystemExit):
         parser.parse_args(["--data", "/data/scifact"])
+
+
+def test_ingested_target_loads_connects_then_ingests(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, object]] = []
+    dataset: Any = object()
+    target: Any = types.SimpleNamespace(settings="settings")
+
+    def load(path: Path) -> Any:
+        calls.append(("load", path))
+        return dataset
+
+    def connect(state_dir: Path, *, start: bool) -> Any:
+        calls.append(("connect", (state_dir, start)))
+        return target
+
+    def ensure_ingested(settings: object, data: object) -> tuple[str, dict[str, str]]:
+        calls.append(("ingest", (settings, data)))
+        return "t1", {}
+
+    monkeypatch.setattr(beir, "load", load)
+    monkeypatch.setattr(quality, "connect", connect)
+    monkeypatch.setattr(quality, "ensure_ingested", ensure_ingested)
+    args = argparse.Namespace(data=Path("/data/scifact"), state_dir=Path("/tmp/stack"), start=True)
+
+    found: tuple[Any, ...] = quality.ingested_target(args)
+
+    assert found == (dataset, target, "t1")
+    assert calls == [
+        ("load", Path("/data/scifact")),
+        ("connect", (Path("/tmp/stack"), True)),
+        ("ingest", ("settings", dataset)),
+    ]
