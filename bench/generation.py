@@ -11,7 +11,6 @@ ms/token should match (the same model streams the tokens).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
@@ -19,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import beir, report
+from bench import report
 from bench.latency import case_variant
-from bench.quality import DEFAULT_DATA, ensure_ingested
-from bench.target import add_arguments, connect
+from bench.quality import ingested_target
+from bench.target import stack_parser
 from rag.adapters.triton import TritonClient, TritonOptions
 from rag.core.ports import Priority
 from rag.core.prompts import Source, build_prompt
@@ -53,17 +52,13 @@ async def direct(url: str, prompt: str, max_tokens: int) -> tuple[float | None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.generation", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR folder: corpus and questions")
+    parser = stack_parser("bench.generation", __doc__, data_help="BEIR folder: corpus and questions")
     parser.add_argument("--questions", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--results", type=Path, default=report.RESULTS)
     args = parser.parse_args(argv)
-    dataset = beir.load(args.data)
-    target = connect(args.state_dir, start=args.start)
-    tenant, _ = ensure_ingested(target.settings, dataset)
+    dataset, target, tenant = ingested_target(args)
     rng = random.Random(time.time_ns())
     questions = [case_variant(q, rng) for q in list(dataset.queries.values())[: args.questions]]
     samples: list[dict[str, float | int | None]] = []

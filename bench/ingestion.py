@@ -19,7 +19,6 @@ per document, what the pipeline did before ``process_many``) on another fresh te
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -31,8 +30,7 @@ from typing import Any
 
 from bench import beir, report
 from bench.indexing import IngestRun, chunk_texts, ingest_texts, ingestion
-from bench.quality import DEFAULT_DATA
-from bench.target import add_arguments, connect
+from bench.target import connect, stack_parser
 
 STAGES = ("fetch", "parse", "chunk", "embed", "write")
 
@@ -117,11 +115,7 @@ def floor_seconds(texts: list[str], rounds: int = 1) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.ingestion", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="BEIR folder to sample documents from"
-    )
+    parser = stack_parser("bench.ingestion", __doc__, data_help="BEIR folder to sample documents from")
     parser.add_argument(
         "--documents", type=int, default=300, help="documents to ingest (default %(default)s)"
     )

@@ -19,7 +19,6 @@ Targets: uncached p50 <= 1.3x the floor; cached p50 <= 2 ms; queries/s at concur
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
@@ -32,8 +31,8 @@ from typing import Any, cast
 import grpc
 
 from bench import beir, report
-from bench.quality import DEFAULT_DATA, ensure_ingested
-from bench.target import Target, add_arguments, connect
+from bench.quality import ingested_target
+from bench.target import Target, stack_parser
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Principal, Role
 from rag.proto.rag.v1 import search_pb2, search_pb2_grpc
@@ -140,11 +139,7 @@ def floor(target: Target, tenant: str, texts: list[str]) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="BEIR folder for the corpus and queries"
-    )
+    parser = stack_parser("bench.latency", __doc__, data_help="BEIR folder for the corpus and queries")
     parser.add_argument("--levels", default="1,8,16,32", help="client concurrency levels")
     parser.add_argument(
         "--requests",
@@ -156,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=report.RESULTS)
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
-    dataset = beir.load(args.data)
-    target = connect(args.state_dir, start=args.start)
-    tenant, _ = ensure_ingested(target.settings, dataset)
+    _, target, tenant = ingested_target(args)
     pool_texts = list(beir.all_queries(args.data).values())
     rng = random.Random(time.time_ns())
     floor_before = floor(target, tenant, [case_variant(t, rng) for t in pool_texts[: args.floor_queries]])

@@ -9,7 +9,6 @@ hybrid search at 8 concurrent clients; the peak of samples taken during it is re
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import sys
@@ -19,25 +18,19 @@ from pathlib import Path
 
 from bench import beir, report
 from bench.latency import case_variant, load
-from bench.quality import DEFAULT_DATA, ensure_ingested
-from bench.target import add_arguments, connect
+from bench.quality import ingested_target
+from bench.target import stack_parser
 
 MIB = 2**20
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="BEIR folder for the corpus and queries"
-    )
+    parser = stack_parser("bench.memory", __doc__, data_help="BEIR folder for the corpus and queries")
     parser.add_argument("--requests", type=int, default=200, help="searches sent during the load")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--results", type=Path, default=report.RESULTS)
     args = parser.parse_args(argv)
-    dataset = beir.load(args.data)
-    target = connect(args.state_dir, start=args.start)
-    tenant, _ = ensure_ingested(target.settings, dataset)
+    _, target, tenant = ingested_target(args)
     idle = target.stack.memory()
 
     rng = random.Random(time.time_ns())

@@ -25,7 +25,6 @@ go with the load average: the cores are shared.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -45,8 +44,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import beir, report
 from bench.latency import case_variant
-from bench.quality import DEFAULT_DATA
-from bench.target import Target, add_arguments, connect
+from bench.target import Target, connect, stack_parser
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Principal, Role
 from rag.proto.rag.v1 import search_pb2, search_pb2_grpc
@@ -214,9 +212,7 @@ class Searcher:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.overload", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR folder (SciFact)")
+    parser = stack_parser("bench.overload", __doc__, data_help="BEIR folder (SciFact)")
     parser.add_argument("--documents", type=int, default=300, help="abstracts in the bench's tenant")
     parser.add_argument("--capacity", type=int, default=None, help="default: the API's SEARCH_MAX_CONCURRENT")
     parser.add_argument("--levels", default="1,2,4,8", help="closed-loop levels without a bound ('' skips)")

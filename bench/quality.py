@@ -29,7 +29,7 @@ from psycopg_pool import ConnectionPool
 
 from bench import beir, report
 from bench.metrics import documents_from_chunks, evaluate, write_trec_run
-from bench.target import add_arguments, client_for, connect
+from bench.target import Target, client_for, connect, stack_parser
 from rag.settings import Settings
 
 DEFAULT_DATA = beir.default_data()
@@ -61,6 +61,15 @@ def tenant_for(dataset: beir.BeirDataset) -> str:
 
 def source_uri(dataset: beir.BeirDataset, doc_id: str) -> str:
     return f"beir://{dataset.name}/{doc_id}.txt"
+
+
+def ingested_target(args: argparse.Namespace) -> tuple[beir.BeirDataset, Target, str]:
+    """The BEIR dataset of ``--data``, the stack of ``--state-dir``/``--start``, and the
+    dataset's tenant on it, ingested (what a benchmark that searches the corpus starts with)."""
+    dataset = beir.load(args.data)
+    target = connect(args.state_dir, start=args.start)
+    tenant, _ = ensure_ingested(target.settings, dataset)
+    return dataset, target, tenant
 
 
 def ensure_ingested(
@@ -269,11 +278,7 @@ def render(dataset: beir.BeirDataset, results: list[ModeResult]) -> tuple[str, d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help="a BEIR folder (default: %(default)s)"
-    )
+    parser = stack_parser("bench.quality", __doc__, data_help="a BEIR folder (default: %(default)s)")
     parser.add_argument(
         "--split", default=None, help="qrels split: test, dev or train (default: the first found)"
     )

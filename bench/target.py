@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from bench import beir
 from rag.adapters.tokens import JwtTokens
 from rag.client import RagClient, Tokens
 from rag.core.auth import Principal, Role
@@ -53,6 +54,17 @@ def client_for(
     name = username or f"bench-{uuid.uuid4().hex[:8]}"
     token = JwtTokens.from_settings(settings).issue_access(Principal.of(name, tenant, role))
     return RagClient(address, tokens=Tokens(token.token), timeout_s=timeout_s)
+
+
+def stack_parser(module: str, doc: str | None, *, data_help: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``python -m <module>``, described by the first paragraph of ``doc``, with
+    the stack's options and, given ``data_help``, ``--data`` (a BEIR folder, default: the bundled
+    SciFact)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=(doc or "").split("\n\n")[0])
+    add_arguments(parser)
+    if data_help is not None:
+        parser.add_argument("--data", type=Path, default=beir.default_data(), help=data_help)
+    return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from airflow.sdk import Asset, Param, task
+from rag_dag_defaults import Retries, rag_dag
 
 log = logging.getLogger(__name__)
 DATABASE_BACKUP = Asset("rag://backups/database")
@@ -30,21 +30,13 @@ Restore with the `restore_database` DAG, or by hand:
 """
 
 
-@dag(
-    dag_id="backup_database",
+@rag_dag(
+    "backup_database",
     description="pg_dump | gzip -1 to S3 with a checked catalogue; model repository snapshots; retention",
     doc_md=DOC,
     schedule="0 2 * * *",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["rag", "operations", "backup"],
-    default_args=default_args(
-        retries=2,
-        retry_delay=timedelta(minutes=1),
-        max_retry_delay=timedelta(minutes=15),
-        execution_timeout=timedelta(hours=4),
-    ),
+    tags=["operations", "backup"],
+    retries=Retries(2, timedelta(minutes=1), up_to=timedelta(minutes=15), timeout=timedelta(hours=4)),
     params={
         "keep_days": Param(
             7,
@@ -69,7 +61,6 @@ Restore with the `restore_database` DAG, or by hand:
             description="Also archive TRITON_MODEL_REPOSITORY.",
         ),
     },
-    render_template_as_native_obj=True,
 )
 def backup_database() -> None:
     @task(outlets=[DATABASE_BACKUP])

@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, TriggerRule, dag, task
-from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, START_DATE, default_args, in_batches
+from airflow.sdk import Asset, Param, TriggerRule, task
+from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, Retries, chunking_params, in_batches, rag_dag
 
 from rag.core.auth import TENANT_PATTERN
 
@@ -41,21 +41,14 @@ each unfinished document with its status and last error (the sweeper picks them 
 """
 
 
-@dag(
-    dag_id="ingest_documents",
+@rag_dag(
+    "ingest_documents",
     description="Parse, chunk, embed and index documents; quarantine what cannot be read",
     doc_md=DOC,
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
     max_active_runs=4,
-    tags=["rag", "ingestion"],
-    default_args=default_args(
-        retries=3,
-        retry_delay=timedelta(seconds=10),
-        max_retry_delay=timedelta(minutes=5),
-        execution_timeout=timedelta(hours=2),
-    ),
+    tags=["ingestion"],
+    retries=Retries(3, timedelta(seconds=10), up_to=timedelta(minutes=5), timeout=timedelta(hours=2)),
     params={
         # Source or document ids: either one is enough, so neither is required (a type without
         # "null" is a required field in the trigger form); `receive` refuses a run with neither.
@@ -76,8 +69,7 @@ each unfinished document with its status and last error (the sweeper picks them 
             description="Documents already received (e.g. by the gRPC Upload). Give these or Source.",
         ),
         "tenant": Param("default", type="string", pattern=f"^{TENANT_PATTERN}$", title="Tenant"),
-        "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
-        "overlap_tokens": Param(32, type="integer", minimum=0, maximum=4096, title="Chunk overlap (tokens)"),
+        **chunking_params(),
         "batch_size": Param(
             INGEST_BATCH_DOCUMENTS,
             type="integer",
@@ -93,7 +85,6 @@ each unfinished document with its status and last error (the sweeper picks them 
             description="Delete documents whose file left the source.",
         ),
     },
-    render_template_as_native_obj=True,
 )
 def ingest_documents() -> None:
     @task(retries=6)  # an outage of object storage or PostgreSQL: retried as `process` is

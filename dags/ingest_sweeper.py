@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, TriggerRule, dag, task
-from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, START_DATE, default_args, in_batches
+from airflow.sdk import Param, TriggerRule, task
+from rag_dag_defaults import INGEST_BATCH_DOCUMENTS, Retries, chunking_params, in_batches, rag_dag
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +34,14 @@ Every accepted document must end `indexed` or `quarantined`; this DAG makes sure
 """
 
 
-@dag(
-    dag_id="ingest_sweeper",
+@rag_dag(
+    "ingest_sweeper",
     description="Retry or quarantine documents stuck past their deadline; ingest documents left received",
     doc_md=DOC,
     schedule=timedelta(minutes=10),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     dagrun_timeout=timedelta(minutes=60),
-    tags=["rag", "ingestion"],
-    default_args=default_args(
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        max_retry_delay=timedelta(minutes=5),
-        execution_timeout=timedelta(minutes=45),
-    ),
+    tags=["ingestion"],
+    retries=Retries(2, timedelta(seconds=30), up_to=timedelta(minutes=5), timeout=timedelta(minutes=45)),
     params={
         "max_attempts": Param(
             3,
@@ -67,10 +59,8 @@ Every accepted document must end `indexed` or `quarantined`; this DAG makes sure
             title="Grace for received (minutes)",
             description="A received document younger than this is left to the run that received it.",
         ),
-        "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
-        "overlap_tokens": Param(32, type="integer", minimum=0, maximum=4096, title="Chunk overlap (tokens)"),
+        **chunking_params(),
     },
-    render_template_as_native_obj=True,
 )
 def ingest_sweeper() -> None:
     @task

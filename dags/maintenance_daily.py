@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from airflow.sdk import Param, task
+from rag_dag_defaults import Retries, rag_dag
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +29,13 @@ DOC = """
 """
 
 
-@dag(
-    dag_id="maintenance_daily",
+@rag_dag(
+    "maintenance_daily",
     description="Health of every service, log cleanup older than 7 days, disk space alert at 90%",
     doc_md=DOC,
     schedule="30 3 * * *",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["rag", "operations", "maintenance"],
-    default_args=default_args(
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        max_retry_delay=timedelta(minutes=5),
-        execution_timeout=timedelta(minutes=30),
-    ),
+    tags=["operations", "maintenance"],
+    retries=Retries(2, timedelta(seconds=30), up_to=timedelta(minutes=5), timeout=timedelta(minutes=30)),
     params={
         "log_retention_days": Param(
             7,
@@ -83,7 +75,6 @@ DOC = """
             description="Models that must be READY for Triton to count as healthy.",
         ),
     },
-    render_template_as_native_obj=True,
 )
 def maintenance_daily() -> None:
     @task

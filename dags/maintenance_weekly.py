@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from airflow.sdk import Param, task
+from rag_dag_defaults import Retries, rag_dag
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +26,13 @@ DOC = """
 """
 
 
-@dag(
-    dag_id="maintenance_weekly",
+@rag_dag(
+    "maintenance_weekly",
     description="VACUUM ANALYZE, query_history partitions, cleanup of data older than 30 days",
     doc_md=DOC,
     schedule="0 4 * * 0",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["rag", "operations", "maintenance"],
-    default_args=default_args(
-        retries=2,
-        retry_delay=timedelta(minutes=1),
-        max_retry_delay=timedelta(minutes=15),
-        execution_timeout=timedelta(hours=3),
-    ),
+    tags=["operations", "maintenance"],
+    retries=Retries(2, timedelta(minutes=1), up_to=timedelta(minutes=15), timeout=timedelta(hours=3)),
     params={
         "days_old": Param(
             30,
@@ -52,7 +44,6 @@ DOC = """
         ),
         "vacuum": Param(True, type="boolean", title="VACUUM ANALYZE", description="Run VACUUM (ANALYZE)."),
     },
-    render_template_as_native_obj=True,
 )
 def maintenance_weekly() -> None:
     @task

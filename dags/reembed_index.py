@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from airflow.sdk import Asset, Param, task
+from rag_dag_defaults import Retries, rag_dag
 
 log = logging.getLogger(__name__)
 EMBEDDER = Asset("rag://models/embedder")  # updated by the embedder's promotion
@@ -35,21 +35,13 @@ Runs when the embedder is promoted (asset `rag://models/embedder`) or by hand wi
 """
 
 
-@dag(
-    dag_id="reembed_index",
+@rag_dag(
+    "reembed_index",
     description="Shadow re-embedding for a new embedder version, quality gate, atomic cutover",
     doc_md=DOC,
     schedule=[EMBEDDER],
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["rag", "ingestion", "models"],
-    default_args=default_args(
-        retries=3,
-        retry_delay=timedelta(seconds=30),
-        max_retry_delay=timedelta(minutes=10),
-        execution_timeout=timedelta(hours=6),
-    ),
+    tags=["ingestion", "models"],
+    retries=Retries(3, timedelta(seconds=30), up_to=timedelta(minutes=10), timeout=timedelta(hours=6)),
     params={
         "model_version": Param(
             "",
@@ -98,7 +90,6 @@ Runs when the embedder is promoted (asset `rag://models/embedder`) or by hand wi
             description="Optional held-out queries: {tenant, query, document_id that must be in the top 10}.",
         ),
     },
-    render_template_as_native_obj=True,
 )
 def reembed_index() -> None:
     @task(multiple_outputs=True)

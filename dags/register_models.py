@@ -6,8 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from airflow.sdk import Asset, Param, task
+from rag_dag_defaults import Retries, rag_dag
 
 log = logging.getLogger(__name__)
 EMBEDDER = Asset("rag://models/embedder")
@@ -35,21 +35,13 @@ updates the Asset `rag://models/embedder`, which triggers `reembed_index`.
 """
 
 
-@dag(
-    dag_id="register_models",
+@rag_dag(
+    "register_models",
     description="Register a model version in MLflow and optionally promote it to Triton",
     doc_md=DOC,
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["rag", "models", "mlflow"],
-    default_args=default_args(
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        max_retry_delay=timedelta(minutes=10),
-        execution_timeout=timedelta(hours=1),
-    ),
+    tags=["models", "mlflow"],
+    retries=Retries(2, timedelta(seconds=30), up_to=timedelta(minutes=10), timeout=timedelta(hours=1)),
     params={
         "kind": Param("embedder", type="string", enum=["embedder", "reranker", "generator"], title="Kind"),
         "path": Param(
@@ -67,6 +59,7 @@ updates the Asset `rag://models/embedder`, which triggers `reembed_index`.
         ),
         "description": Param("", type="string", title="Description"),
     },
+    native_params=False,
 )
 def register_models() -> None:
     @task

@@ -6,8 +6,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
-from rag_dag_defaults import START_DATE, default_args
+from airflow.sdk import Param, task
+from rag_dag_defaults import Retries, rag_dag
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +35,13 @@ uses `DATABASE_URL`'s role, which then needs CREATEDB and the right to create th
 """
 
 
-@dag(
-    dag_id="restore_database",
+@rag_dag(
+    "restore_database",
     description="Restore a backup into scratch (drill: check counts, checksums, search) or over live",
     doc_md=DOC,
     schedule=None,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    tags=["rag", "operations", "backup"],
-    default_args=default_args(
-        retries=1,
-        retry_delay=timedelta(minutes=1),
-        max_retry_delay=timedelta(minutes=10),
-        execution_timeout=timedelta(hours=6),
-    ),
+    tags=["operations", "backup"],
+    retries=Retries(1, timedelta(minutes=1), up_to=timedelta(minutes=10), timeout=timedelta(hours=6)),
     params={
         "backup": Param(
             "",
@@ -93,7 +85,6 @@ uses `DATABASE_URL`'s role, which then needs CREATEDB and the right to create th
             description="Memory for the index builds of the restore (the HNSW rebuild dominates it).",
         ),
     },
-    render_template_as_native_obj=True,
 )
 def restore_database() -> None:
     @task

@@ -7,8 +7,9 @@ scope every query to); the auth interceptor sets it before the servicer runs.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
 
 from rag.core.auth import Principal
 from rag.core.errors import Unauthenticated
@@ -17,6 +18,8 @@ _principal: ContextVar[Principal | None] = ContextVar("rag_principal", default=N
 _request_id: ContextVar[str | None] = ContextVar("rag_request_id", default=None)
 _call_fields: ContextVar[dict[str, object] | None] = ContextVar("rag_call_fields", default=None)
 _client_address: ContextVar[str | None] = ContextVar("rag_client_address", default=None)
+
+T = TypeVar("T")
 
 
 def current_principal() -> Principal:
@@ -45,31 +48,28 @@ def current_client_address() -> str | None:
     return _client_address.get()
 
 
-@contextmanager
-def client_address_scope(address: str) -> Iterator[None]:
-    token = _client_address.set(address)
-    try:
-        yield
-    finally:
-        _client_address.reset(token)
+def client_address_scope(address: str) -> AbstractContextManager[None]:
+    """Within the block, :func:`current_client_address` is ``address``."""
+    return _bound(_client_address, address)
+
+
+def principal_scope(principal: Principal) -> AbstractContextManager[None]:
+    """Within the block, :func:`current_principal` is ``principal``."""
+    return _bound(_principal, principal)
+
+
+def request_id_scope(request_id: str) -> AbstractContextManager[None]:
+    """Within the block, :func:`current_request_id` is ``request_id``."""
+    return _bound(_request_id, request_id)
 
 
 @contextmanager
-def principal_scope(principal: Principal) -> Iterator[None]:
-    token = _principal.set(principal)
+def _bound(variable: ContextVar[T | None], value: T) -> Iterator[None]:
+    token = variable.set(value)
     try:
         yield
     finally:
-        _principal.reset(token)
-
-
-@contextmanager
-def request_id_scope(request_id: str) -> Iterator[None]:
-    token = _request_id.set(request_id)
-    try:
-        yield
-    finally:
-        _request_id.reset(token)
+        variable.reset(token)
 
 
 def annotate_call(**fields: object) -> None:

@@ -14,12 +14,18 @@ from rag.core.errors import ConfigurationError
 
 PUBLIC = None
 
+# The services every gRPC server of ours carries besides rag.v1: health and reflection (grpcurl
+# without proto files).
+HEALTH_AND_REFLECTION = (
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+)
+
 RPC_PERMISSIONS: Mapping[str, Permission | None] = {
-    # Health checks and reflection (grpcurl without proto files) are public.
-    "/grpc.health.v1.Health/Check": PUBLIC,
-    "/grpc.health.v1.Health/Watch": PUBLIC,
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": PUBLIC,
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": PUBLIC,
+    # Health checks and reflection are public.
+    **dict.fromkeys(HEALTH_AND_REFLECTION, PUBLIC),
     # How a caller gets a token.
     "/rag.v1.AuthService/Login": PUBLIC,
     "/rag.v1.AuthService/Refresh": PUBLIC,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -90,26 +90,23 @@ class DatabaseStateCollector(Collector):
             )
         if snapshot is None:
             return
-        documents = GaugeMetricFamily("rag_documents", "Documents by ingestion status.", labels=["status"])
-        overdue = GaugeMetricFamily(
+        yield _by_label(
+            "rag_documents", "Documents by ingestion status.", "status", snapshot.documents, DOCUMENT_STATUSES
+        )
+        yield _by_label(
             "rag_documents_overdue",
             "Documents past their deadline in a non-terminal status (stuck ingestion).",
-            labels=["status"],
+            "status",
+            snapshot.overdue,
+            [status for status in DOCUMENT_STATUSES if status not in TERMINAL_STATUSES],
         )
-        for status in DOCUMENT_STATUSES:
-            documents.add_metric([status], snapshot.documents.get(status, 0))
-            if status not in TERMINAL_STATUSES:
-                overdue.add_metric([status], snapshot.overdue.get(status, 0))
-        yield documents
-        yield overdue
-        backups = GaugeMetricFamily(
+        yield _by_label(
             "rag_backup_last_success_timestamp_seconds",
             "Unix time the newest succeeded backup finished, by kind (0: never).",
-            labels=["kind"],
+            "kind",
+            snapshot.last_backup,
+            BACKUP_KINDS,
         )
-        for kind in BACKUP_KINDS:
-            backups.add_metric([kind], snapshot.last_backup.get(kind, 0.0))
-        yield backups
         indexes = GaugeMetricFamily(
             "rag_embedding_index_info",
             "Embedding index versions that serve (active) or are being built.",
@@ -118,3 +115,13 @@ class DatabaseStateCollector(Collector):
         for version, status, dimension in snapshot.indexes:
             indexes.add_metric([version, status, str(dimension)], 1)
         yield indexes
+
+
+def _by_label(
+    name: str, documentation: str, label: str, values: Mapping[str, float], keys: Iterable[str]
+) -> GaugeMetricFamily:
+    """A gauge with one sample per key, labelled ``label``; a key missing from ``values`` is 0."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key in keys:
+        family.add_metric([key], values.get(key, 0))
+    return family

@@ -1,9 +1,17 @@
-"""What every RAG System DAG shares: owner, start date, retries with exponential backoff."""
+"""What every RAG System DAG shares: owner, start date, retries with exponential backoff.
+
+:func:`rag_dag` is Airflow's ``@dag`` with these defaults filled in, so that a DAG file says only
+what is its own: id, description, schedule, tags, how its tasks retry, and its Params.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from airflow.sdk import Param, dag
 
 OWNER = "rag-platform"
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -33,3 +41,62 @@ def default_args(
         "max_retry_delay": max_retry_delay,
         "execution_timeout": execution_timeout,
     }
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How a DAG's tasks retry: ``times`` retries, the first after ``delay``, each later one
+    waiting exponentially longer up to ``up_to``; ``timeout`` bounds every try."""
+
+    times: int
+    delay: timedelta
+    up_to: timedelta
+    timeout: timedelta
+
+
+def chunking_params() -> dict[str, Param]:
+    """The chunk size and overlap Params of the DAGs that ingest documents."""
+    return {
+        "chunk_tokens": Param(200, type="integer", minimum=16, maximum=8192, title="Chunk size (tokens)"),
+        "overlap_tokens": Param(32, type="integer", minimum=0, maximum=4096, title="Chunk overlap (tokens)"),
+    }
+
+
+def rag_dag(
+    dag_id: str,
+    *,
+    description: str,
+    doc_md: str,
+    schedule: Any,
+    tags: list[str],
+    retries: Retries,
+    params: dict[str, Param],
+    max_active_runs: int = 1,
+    native_params: bool = True,
+    **more: Any,
+) -> Callable[[Callable[..., None]], Callable[..., Any]]:
+    """``@dag`` for a RAG System DAG: tagged ``rag``, starting at :data:`START_DATE` without
+    catch-up, one run at a time unless ``max_active_runs`` says otherwise, tasks retrying as
+    ``retries`` says; ``native_params`` renders templated Params as Python objects, not
+    strings. ``more`` goes to ``@dag`` as it is (``dagrun_timeout``, ...)."""
+    if native_params:
+        more["render_template_as_native_obj"] = True
+    decorator: Callable[[Callable[..., None]], Callable[..., Any]] = dag(
+        dag_id=dag_id,
+        description=description,
+        doc_md=doc_md,
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=max_active_runs,
+        tags=["rag", *tags],
+        default_args=default_args(
+            retries=retries.times,
+            retry_delay=retries.delay,
+            max_retry_delay=retries.up_to,
+            execution_timeout=retries.timeout,
+        ),
+        params=params,
+        **more,
+    )
+    return decorator

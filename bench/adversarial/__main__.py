@@ -20,6 +20,10 @@ worker over 1 GiB (or none seen), any INTERNAL or UNKNOWN in the fuzz.
 
     python -m bench.adversarial [--kinds html-regex-bomb,pdf-10000-pages] [--fuzz-examples 10000]
     python -m bench.adversarial --list
+
+The module is a little over 400 lines because it is one run from start to verdict: the
+corpus and the fuzz live in their own modules, and what stays here is the order of the steps,
+the checks and the report that names each failed one.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from bench.adversarial.probes import (
     attribute,
     overall_peak,
 )
-from bench.target import Target, add_arguments, connect
+from bench.target import Target, connect, stack_parser
 from rag.adapters.tokens import JwtTokens
 from rag.client import RagClient
 from rag.core.auth import Principal, Role
@@ -181,8 +185,7 @@ def delete_all(client: RagClient, *, attempts: int = 20) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.adversarial", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
+    parser = stack_parser("bench.adversarial", __doc__)
     parser.add_argument("--kinds", default="", help="comma-separated kinds (default: all; see --list)")
     parser.add_argument("--list", action="store_true", help="list the kinds and exit")
     parser.add_argument("--fuzz-examples", type=int, default=10_000, help="fuzzed requests; 0 skips the fuzz")

@@ -22,6 +22,10 @@ What a sound server answers is any status but INTERNAL or UNKNOWN, and health st
 Requests that would change the stack are kept harmless: SystemCleanup and CleanupCache only
 ever get ``days_old`` 3650 or a value out of range, UpdateAllModels only a dry run,
 WarmModels only the embedder; Generate asks for at most 8 tokens.
+
+The module is longer than most because one idea, a request for any RPC, needs a strategy for
+every kind of protobuf field (valid and hostile scalars, maps, timestamps, raw wire bytes); split
+apart, those strategies would only call each other across files.
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ inflates to 1 GiB); the CI test picks the kinds marked ``ci``, which are small a
 
 Kinds whose structure is the attack (cycles, nesting, entities) carry no extractable text, so a
 parser that copes with the structure still ends in a quarantine ("no text"), never an index.
+
+The module is longer than most because it is a catalogue: one small writer per kind and the
+table of kinds with their expectations, kept together so each attack sits beside what it must
+end in.
 """
 
 from __future__ import annotations

@@ -19,21 +19,25 @@ and (c). Done when every cell meets every point (see ``CellResult.verdicts``).
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import report
 from bench.faults.cell import SWEEPER_PERIOD_S, CellResult, errors_only, run_cell
 from bench.faults.corpus import scifact
 from bench.faults.graceful import GracefulResult, graceful_cell
 from bench.faults.inject import CELLS, GRACEFUL
-from bench.target import Target, add_arguments, connect
+from bench.target import Target, connect, stack_parser
+
+T = TypeVar("T")
 
 
 def _say(line: str) -> None:
@@ -207,9 +211,19 @@ def _dict(values: dict[str, int]) -> str:
     return ", ".join(f"{k} {n}" for k, n in values.items()) or "none"
 
 
+def _recorded(failures: dict[str, str], name: str, run: Callable[[], T]) -> T | None:
+    """``run()``; if it fails, None, with the error printed and kept under ``name`` (the other
+    cells still run)."""
+    try:
+        return run()
+    except Exception as exc:
+        traceback.print_exc()
+        failures[name] = f"{type(exc).__name__}: {exc}"
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
+    parser = stack_parser("bench.faults", __doc__)
     parser.add_argument("--components", default=",".join(CELLS), help="comma-separated cells (default: all)")
     parser.add_argument(
         "--documents", type=int, default=300, help="files for the ingest run (default %(default)s)"
@@ -244,8 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     failures: dict[str, str] = {}
     for cell in cells:
         _healthy(target)
-        try:
-            result = run_cell(
+        result = _recorded(
+            failures,
+            cell,
+            functools.partial(
+                run_cell,
                 target,
                 cell,
                 documents=args.documents,
@@ -257,10 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                 load_after_s=args.load_after,
                 settle_s=args.settle,
                 progress=_say,
-            )
-        except Exception as exc:
-            traceback.print_exc()
-            failures[cell] = f"{type(exc).__name__}: {exc}"
+            ),
+        )
+        if result is None:
             continue
         results.append(result)
         print(cell_table(result), flush=True)
@@ -269,22 +285,23 @@ def main(argv: list[str] | None = None) -> int:
     corpus = scifact(0, nonce="graceful", data=args.data)
     for component in graceful:
         _healthy(target)
-        try:
-            graceful_results.append(
-                graceful_cell(
-                    target,
-                    component,
-                    corpus=corpus,
-                    recover_after_s=args.recover_after,
-                    searchers=args.searchers,
-                    upload_interval_s=args.upload_interval,
-                    signal=signal.SIGTERM,
-                    progress=_say,
-                )
-            )
-        except Exception as exc:
-            traceback.print_exc()
-            failures[f"graceful {component}"] = f"{type(exc).__name__}: {exc}"
+        graceful_result = _recorded(
+            failures,
+            f"graceful {component}",
+            functools.partial(
+                graceful_cell,
+                target,
+                component,
+                corpus=corpus,
+                recover_after_s=args.recover_after,
+                searchers=args.searchers,
+                upload_interval_s=args.upload_interval,
+                signal=signal.SIGTERM,
+                progress=_say,
+            ),
+        )
+        if graceful_result is not None:
+            graceful_results.append(graceful_result)
         save(args, results, graceful_results, failures, met=None)
     if results:
         print(summary_table(results))

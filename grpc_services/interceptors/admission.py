@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 
 from grpc_services.interceptors.base import Call, CallInterceptor
 from grpc_services.metrics import GrpcMetrics
+from grpc_services.permissions import HEALTH_AND_REFLECTION
 from rag.core.errors import ConfigurationError, Overloaded
 from rag.core.throttle import Slots
 from rag.settings import Settings
@@ -40,10 +41,7 @@ class RpcClass(enum.StrEnum):
 UNBOUNDED = None
 
 RPC_CLASSES: Mapping[str, RpcClass | None] = {
-    "/grpc.health.v1.Health/Check": UNBOUNDED,
-    "/grpc.health.v1.Health/Watch": UNBOUNDED,
-    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": UNBOUNDED,
-    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": UNBOUNDED,
+    **dict.fromkeys(HEALTH_AND_REFLECTION, UNBOUNDED),
     "/rag.v1.DocumentService/Upload": UNBOUNDED,  # UPLOAD_MAX_CONCURRENT, in the intake
     "/rag.v1.AuthService/Login": RpcClass.AUTH,
     "/rag.v1.AuthService/Refresh": RpcClass.AUTH,

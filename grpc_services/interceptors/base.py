@@ -14,12 +14,18 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Any]
+# Strings: grpc's handler type is generic only in its stubs.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+# What an interceptor's intercept_service is given: it finds the next interceptor's handler.
+Continuation: TypeAlias = "Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]"
+# The async context manager a call's behaviour runs inside, made from the call's context.
+Scope: TypeAlias = "Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +49,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor, abc.ABC):
         """Entered before the servicer runs, left after it finishes (or fails)."""
 
     async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> Handler | None:
         handler = await continuation(details)
         if handler is None:  # unknown method: grpc answers UNIMPLEMENTED
             return None
@@ -78,10 +82,7 @@ def handler_parts(
     return factory, behavior
 
 
-def wrap_handler(
-    handler: grpc.RpcMethodHandler[Any, Any],
-    scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]],
-) -> grpc.RpcMethodHandler[Any, Any]:
+def wrap_handler(handler: Handler, scope: Scope) -> Handler:
     """``handler`` with its behaviour run inside ``scope(context)``."""
     factory, inner = handler_parts(handler)
     if not handler.response_streaming:
@@ -97,9 +98,7 @@ def wrap_handler(
     )
 
 
-def _unary_response(
-    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
-) -> Behavior:
+def _unary_response(inner: Behavior, scope: Scope) -> Behavior:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with scope(context):
             result = inner(request, context)
@@ -108,9 +107,7 @@ def _unary_response(
     return behavior
 
 
-def _response_generator(
-    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
-) -> Behavior:
+def _response_generator(inner: Behavior, scope: Scope) -> Behavior:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         async with scope(context), aclosing(inner(request, context)) as responses:
             async for response in responses:
@@ -119,9 +116,7 @@ def _response_generator(
     return behavior
 
 
-def _response_writer(
-    inner: Behavior, scope: Callable[[grpc.aio.ServicerContext[Any, Any]], AbstractAsyncContextManager[None]]
-) -> Behavior:
+def _response_writer(inner: Behavior, scope: Scope) -> Behavior:
     async def behavior(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         async with scope(context):
             result = inner(request, context)

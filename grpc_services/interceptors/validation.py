@@ -11,23 +11,21 @@ by grpc.aio (UNKNOWN).
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from grpc_services.interceptors.base import Behavior, handler_parts
+from grpc_services.interceptors.base import Behavior, Continuation, Handler, handler_parts
 from grpc_services.validation import lenient_deserializer, validate
 
 
 class ValidationInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self, continuation: Continuation, details: grpc.HandlerCallDetails
+    ) -> Handler | None:
         handler = await continuation(details)
         return None if handler is None else validating_handler(handler)
 

@@ -111,31 +111,44 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _set_disabled(args: argparse.Namespace, settings: Settings) -> int:
     username = validate_username(args.username)
-    asyncio.run(_with_users(settings, lambda users: users.set_disabled(username, args.disabled)))
-    print(f"{'disabled' if args.disabled else 'enabled'} user {username!r}")
-    return 0
+    return _change(
+        settings,
+        lambda users: users.set_disabled(username, args.disabled),
+        f"{'disabled' if args.disabled else 'enabled'} user {username!r}",
+    )
 
 
 def _set_role(args: argparse.Namespace, settings: Settings) -> int:
-    username = validate_username(args.username)
-    role = parse_role(args.role)
-    asyncio.run(_with_users(settings, lambda users: users.set_role(username, role)))
-    print(f"user {username!r} now has the role {role.value}; the user's tokens were revoked")
-    return 0
+    username, role = validate_username(args.username), parse_role(args.role)
+    return _change(
+        settings,
+        lambda users: users.set_role(username, role),
+        f"user {username!r} now has the role {role.value}; the user's tokens were revoked",
+    )
 
 
 def _set_tenant(args: argparse.Namespace, settings: Settings) -> int:
-    username = validate_username(args.username)
-    tenant = validate_tenant(args.tenant)
-    asyncio.run(_with_users(settings, lambda users: users.set_tenant(username, tenant)))
-    print(f"user {username!r} moved to tenant {tenant}; the user's tokens were revoked")
-    return 0
+    username, tenant = validate_username(args.username), validate_tenant(args.tenant)
+    return _change(
+        settings,
+        lambda users: users.set_tenant(username, tenant),
+        f"user {username!r} moved to tenant {tenant}; the user's tokens were revoked",
+    )
 
 
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
     username = validate_username(args.username)
-    asyncio.run(_with_users(settings, lambda users: users.revoke_tokens(username)))
-    print(f"revoked every token of user {username!r}; the user must log in again")
+    return _change(
+        settings,
+        lambda users: users.revoke_tokens(username),
+        f"revoked every token of user {username!r}; the user must log in again",
+    )
+
+
+def _change(settings: Settings, operation: Callable[..., Awaitable[object]], done: str) -> int:
+    """Run one change to the accounts, then say ``done``."""
+    asyncio.run(_with_users(settings, operation))
+    print(done)
     return 0
 
 

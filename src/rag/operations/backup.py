@@ -21,7 +21,9 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -109,6 +111,16 @@ def _dump(argv: list[str], env: dict[str, str], filename: str) -> Any:
     return produce
 
 
+@contextmanager
+def _failed_on_error(catalogue: BackupCatalogue, backup_id: int) -> Iterator[None]:
+    """Mark the catalogue row failed, with a reason, when the block raises (and let it raise)."""
+    try:
+        yield
+    except BaseException as exc:
+        catalogue.fail(backup_id, str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def backup_database(
     settings: Settings, pool: ConnectionPool, blobs: BlobStore, *, now: datetime | None = None
 ) -> BackupOutcome:
@@ -118,7 +130,7 @@ def backup_database(
     bucket, key = settings.S3_BUCKET_BACKUPS, database_key(now)
     catalogue = BackupCatalogue(pool)
     record = catalogue.start(DATABASE, bucket, key)
-    try:
+    with _failed_on_error(catalogue, record.id):
         # The snapshot's transaction must stay open until pg_dump has attached to it; no
         # timeout may cut it (counting a large table takes a while).
         with psycopg.connect(
@@ -160,9 +172,6 @@ def backup_database(
                 "dump_seconds": round(dump_seconds, 3),
             },
         )
-    except BaseException as exc:
-        catalogue.fail(record.id, str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}")
-        raise
     outcome = BackupOutcome(record, time.monotonic() - began)
     log.info(
         "database backup s3://%s/%s: %d bytes in %.1fs, %d tables, %s",
@@ -205,7 +214,7 @@ def backup_model_repository(
             tar.add(repository, arcname="model_repository", filter=_skip_caches)
             files = len(tar.getmembers())
 
-    try:
+    with _failed_on_error(catalogue, record.id):
         stored = upload_produced(blobs, bucket, key, produce, content_type="application/gzip")
         record = catalogue.succeed(
             record.id,
@@ -213,9 +222,6 @@ def backup_model_repository(
             sha256=stored.sha256,
             details={"source": str(repository), "members": files, "compression": f"gzip -{GZIP_LEVEL}"},
         )
-    except BaseException as exc:
-        catalogue.fail(record.id, str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}")
-        raise
     outcome = BackupOutcome(record, time.monotonic() - began)
     log.info(
         "model repository snapshot s3://%s/%s: %d members, %d bytes in %.1fs",
@@ -236,12 +242,7 @@ class RetentionReport:
     kept: int = 0
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "expired": self.expired,
-            "orphans_deleted": self.orphans_deleted,
-            "abandoned": self.abandoned,
-            "kept": self.kept,
-        }
+        return asdict(self)
 
 
 def _expire(catalogue: BackupCatalogue, blobs: BlobStore, records: list[BackupRecord]) -> list[str]:

@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,7 @@ class LogCleanup:
     roots: tuple[str, ...]
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "bytes": self.bytes,
-            "directories": self.directories,
-            "roots": self.roots,
-        }
+        return asdict(self)
 
 
 def cleanup_logs(roots: Iterable[Path], *, older_than_days: int, now: float | None = None) -> LogCleanup:

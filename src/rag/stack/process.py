@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,6 +222,13 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # killpg(…, 0) succeeds while zombies remain; look for a live member.
+    return any(int(fields[2]) == pgid and fields[0] != "Z" for _, fields in _process_stats())
+
+
+def _process_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name) of every process now; the
+    fields start with the state, the parent pid and the process group. A process that ends
+    meanwhile is skipped."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -229,10 +236,7 @@ def _group_alive(pgid: int) -> bool:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        yield int(entry.name), stat[stat.rindex(")") + 2 :].split()
 
 
 def _reap(pid: int) -> None:
@@ -266,15 +270,8 @@ def wait_until(check: object, *, timeout: float, interval: float = 0.25, what: s
 def descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (PostgreSQL's children start sessions of their own)."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+    for child, fields in _process_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     found, todo = [], [pid]
     while todo:
         current = todo.pop()

@@ -8,6 +8,8 @@ import time
 import uuid
 from typing import Any
 
+import pytest
+
 from bench.faults.cell import CellResult, split_calls
 from bench.faults.inject import task_process
 from bench.faults.loads import Call, HealthSample, LoadRecord
@@ -114,3 +116,17 @@ def test_the_task_process_is_found_by_its_title() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_failed_cell_is_recorded_and_the_others_go_on(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.faults.__main__ import _recorded
+
+    failures: dict[str, str] = {}
+
+    def broken() -> int:
+        raise ConnectionError("postgres did not come back")
+
+    assert _recorded(failures, "postgres", broken) is None
+    assert _recorded(failures, "redis", lambda: 7) == 7
+    assert failures == {"postgres": "ConnectionError: postgres did not come back"}
+    assert "Traceback" in capsys.readouterr().err

@@ -116,3 +116,16 @@ def test_an_error_from_the_call_itself_is_not_counted_as_a_refusal() -> None:
     assert (
         metrics.registry.get_sample_value("rag_grpc_admission_rejected_total", {"rpc_class": "search"}) == 0
     )
+
+
+def test_health_and_reflection_are_public_and_never_queued() -> None:
+    from grpc_services.permissions import is_public
+
+    for method in (
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    ):
+        assert is_public(method), method
+        assert method in RPC_CLASSES and RPC_CLASSES[method] is None, method

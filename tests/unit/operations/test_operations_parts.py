@@ -9,15 +9,15 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pytest
 
 from rag.adapters.postgres import tools
 from rag.adapters.postgres.backups import TableState, compare_inventories
-from rag.core.errors import InvalidInput
+from rag.core.errors import InvalidInput, Unavailable
 from rag.ingestion.reembed import query_sentence
-from rag.operations.backup import database_key, key_time, model_repository_key
+from rag.operations.backup import _failed_on_error, database_key, key_time, model_repository_key
 from rag.operations.maintenance import cleanup_logs, disk_usage, over_threshold
 from rag.operations.streams import upload_produced
 
@@ -131,3 +131,44 @@ def test_query_sentence_is_the_longest_sentence_of_the_chunk() -> None:
     text = "Asthma attacks\n\nAsthma narrows the airways. Inhaled corticosteroids prevent attacks, while salbutamol helps."
     assert query_sentence(text) == "Inhaled corticosteroids prevent attacks, while salbutamol helps."
     assert query_sentence("Short title") == "Short title"
+
+
+class _Catalogue:
+    def __init__(self) -> None:
+        self.failed: list[tuple[int, str]] = []
+
+    def fail(self, backup_id: int, reason: str) -> None:
+        self.failed.append((backup_id, reason))
+
+
+def test_a_failed_backup_is_catalogued_with_its_reason_and_still_raises() -> None:
+    catalogue = _Catalogue()
+    with pytest.raises(Unavailable), _failed_on_error(cast(Any, catalogue), 7):
+        raise Unavailable("object storage is down")
+    with pytest.raises(OSError), _failed_on_error(cast(Any, catalogue), 8):
+        raise OSError("disk full")
+    with _failed_on_error(cast(Any, catalogue), 9):
+        pass
+
+    assert catalogue.failed == [(7, "object storage is down"), (8, "OSError: disk full")]
+
+
+def test_the_task_summaries_name_every_field() -> None:
+    from rag.operations.backup import RetentionReport
+    from rag.operations.maintenance import LogCleanup
+
+    cleanup = LogCleanup(files=3, bytes=4096, directories=1, roots=("/var/log/rag-system",))
+    retention = RetentionReport(expired=["a.sql.gz"], orphans_deleted=[], abandoned=["b"], kept=2)
+
+    assert cleanup.summary() == {
+        "files": 3,
+        "bytes": 4096,
+        "directories": 1,
+        "roots": ("/var/log/rag-system",),
+    }
+    assert retention.summary() == {
+        "expired": ["a.sql.gz"],
+        "orphans_deleted": [],
+        "abandoned": ["b"],
+        "kept": 2,
+    }

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag.core.errors import ConfigurationError
-from rag.stack.process import PidFile, descendants, require_free_ports, spawn, stop
+from rag.stack.process import PidFile, _process_stats, descendants, require_free_ports, spawn, stop
 
 
 def test_pid_file_ignores_a_recycled_pid(tmp_path: Path) -> None:
@@ -90,3 +90,17 @@ def test_free_ports_are_outside_the_ephemeral_range_and_never_handed_out_twice()
     assert len(set(ports)) == len(ports) and not set(ports) & set(range(block, block + 11))
     assert all(PICK_RANGE[0] <= p < PICK_RANGE[1] < 32768 for p in [*ports, block + 10])
     assert all(port_is_free("127.0.0.1", p) for p in range(block, block + 11))
+
+
+def test_process_stats_name_each_process_with_its_state_parent_and_group() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stats = dict(_process_stats())
+        state, parent, group = stats[child.pid][:3]
+        assert state in {"R", "S", "D"}
+        assert (int(parent), int(group)) == (os.getpid(), os.getpgrp())
+        assert int(stats[os.getpid()][1]) == os.getppid()
+        assert child.pid in descendants(os.getpid())
+    finally:
+        child.kill()
+        child.wait()

@@ -22,41 +22,35 @@ except ImportError:  # a source checkout whose package is not installed
 from rag.core.errors import InvalidInput
 from rag.models.generation import Generator
 from rag.models.tensors import encode_strings, parse_generation_inputs
-from rag.models.triton_args import instance_device, model_config, model_parameters, weights_source
+from rag.models.triton_backend import input_array, read_arguments
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
 
 
 def _input(request: Any, name: str) -> Any:
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    return tensor.as_numpy() if tensor is not None else None
+    return input_array(pb_utils, request, name)
 
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
-        config = model_config(args)
-        if not pb_utils.using_decoupled_model_transaction_policy(config):
+        model = read_arguments(pb_utils, args, "TOKEN")
+        if not pb_utils.using_decoupled_model_transaction_policy(model.config):
             raise pb_utils.TritonModelException(
                 "generator streams tokens: set model_transaction_policy { decoupled: true }"
             )
-        output = pb_utils.get_output_config_by_name(config, "TOKEN")
-        self.output_dtype = pb_utils.triton_string_to_numpy(output["data_type"])
-        parameters = model_parameters(config)
-        # A promoted version loads its own weights; version 1 the config's MODEL_PATH.
-        source = weights_source(args, parameters)
-        device = instance_device(args)
+        self.output_dtype = model.output_dtype
         self.generator = Generator(
-            source.path,
-            device=device,
-            dtype=parameters.get("DTYPE") or "bfloat16",
-            cache_dir=parameters.get("CACHE_DIR") or None,
-            model_version=source.model_version,
+            model.source.path,
+            device=model.device,
+            dtype=model.parameters.get("DTYPE") or "bfloat16",
+            cache_dir=model.parameters.get("CACHE_DIR") or None,
+            model_version=model.source.model_version,
         )
         self.generator.warm_up()
         pb_utils.Logger.log_info(
             f"generator {self.generator.model_version} (Triton version {args.get('model_version')}) "
             f"loaded from {self.generator.path} "
-            f"on {device} ({self.generator.dtype}, context {self.generator.context_length})"
+            f"on {model.device} ({self.generator.dtype}, context {self.generator.context_length})"
         )
 
     def execute(self, requests: list[Any]) -> None:

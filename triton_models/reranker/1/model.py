@@ -25,60 +25,42 @@ try:
 except ImportError:  # a source checkout whose package is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "src"))
 
-from rag.core.errors import InvalidInput
 from rag.models.reranking import Reranker
-from rag.models.tensors import RowBatch, parse_rerank_pairs
-from rag.models.triton_args import instance_device, model_config, model_parameters, weights_source
-
-
-def _error(message: str, code: Any) -> Any:
-    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
-
-
-def _input(request: Any, name: str) -> Any:
-    tensor = pb_utils.get_input_tensor_by_name(request, name)
-    return tensor.as_numpy() if tensor is not None else None
+from rag.models.tensors import parse_rerank_pairs
+from rag.models.triton_backend import answer_in_one_call, input_array, read_arguments
 
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
-        config = model_config(args)
-        output = pb_utils.get_output_config_by_name(config, "SCORE")
-        self.output_dtype = pb_utils.triton_string_to_numpy(output["data_type"])
-        # A promoted version loads its own weights; version 1 the config's MODEL_PATH.
-        source = weights_source(args, model_parameters(config))
-        if source.path is None:
+        model = read_arguments(pb_utils, args, "SCORE")
+        self.output_dtype = model.output_dtype
+        if model.source.path is None:
             raise pb_utils.TritonModelException(
                 "reranker has no MODEL_PATH: no cross-encoder ships with RAG System; register "
                 "one (rag models register --kind reranker --path DIR --alias champion) or render "
                 "the config with --reranker-model-path DIR (a sentence-transformers CrossEncoder)"
             )
-        device = instance_device(args)
-        self.reranker = Reranker(source.path, device=device, model_version=source.model_version)
+        self.reranker = Reranker(
+            model.source.path, device=model.device, model_version=model.source.model_version
+        )
         self.reranker.score("warm-up", ["warm-up"])  # the first request should not pay for it
         pb_utils.Logger.log_info(
             f"reranker {self.reranker.model_version} (Triton version {args.get('model_version')}) "
-            f"loaded from {source.path} on {device}"
+            f"loaded from {model.source.path} on {model.device}"
         )
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        responses: list[Any] = [None] * len(requests)
-        batch: RowBatch[tuple[str, str]] = RowBatch()
-        for index, request in enumerate(requests):
-            if request.is_cancelled():
-                responses[index] = _error("request cancelled", pb_utils.TritonError.CANCELLED)
-                continue
-            try:
-                pairs = parse_rerank_pairs(_input(request, "QUERY"), _input(request, "PASSAGE"))
-            except InvalidInput as exc:
-                responses[index] = _error(str(exc), pb_utils.TritonError.INVALID_ARG)
-                continue
-            batch.add(index, pairs)
-        if batch.rows:
-            scores = self.reranker.score_pairs(batch.rows).astype(self.output_dtype, copy=False)
-            for index, rows in batch.split(scores.reshape(-1, 1)).items():
-                responses[index] = pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("SCORE", rows)])
-        return responses
+        return answer_in_one_call(
+            pb_utils,
+            requests,
+            parse=lambda request: parse_rerank_pairs(
+                input_array(pb_utils, request, "QUERY"), input_array(pb_utils, request, "PASSAGE")
+            ),
+            run=lambda rows: (
+                self.reranker.score_pairs(rows).astype(self.output_dtype, copy=False).reshape(-1, 1)
+            ),
+            output_name="SCORE",
+        )
 
     def finalize(self) -> None:
         pb_utils.Logger.log_info("reranker unloaded")

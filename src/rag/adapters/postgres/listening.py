@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from abc import ABC, abstractmethod
 from typing import Any
 
 import psycopg
+
+log = logging.getLogger(__name__)
 
 
 class Reconnects:
@@ -57,10 +60,14 @@ async def listen(conninfo: str, channel: str, *, application_name: str) -> psyco
 
 
 class Listener(ABC):
-    """The background task of a mirror: :meth:`_listen` keeps the LISTEN connection (re-opening it
-    after :class:`Reconnects` delays), ``listening`` says whether memory can be trusted now."""
+    """The background task of a mirror: :meth:`_listen` keeps the LISTEN connection on
+    ``channel`` (re-opening it after :class:`Reconnects` delays) and hands it to :meth:`_follow`;
+    ``listening`` says whether memory can be trusted now. ``changes`` names what the channel
+    carries, for the logs."""
 
     task_name = "listener"
+    channel = ""
+    changes = ""
 
     def __init__(
         self, conninfo: str | None, *, application_name: str, reconnect_s: float, reconnect_max_s: float
@@ -92,10 +99,37 @@ class Listener(ABC):
             self._task = None
         self._stopped()
 
-    @abstractmethod
     async def _listen(self) -> None:
-        """Listen until cancelled, re-opening the connection after any loss."""
+        """Listen until cancelled, re-opening the connection after any loss; while it is lost,
+        memory is not trusted."""
+        assert self._conninfo is not None
+        while True:
+            try:
+                async with await listen(
+                    self._conninfo, self.channel, application_name=self._application_name
+                ) as conn:
+                    await self._follow(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any connection trouble: stop trusting memory, retry
+                if self._listening:
+                    log.warning("%s: LISTEN connection lost, reading the database: %s", self.changes, exc)
+            self._stopped()
+            self._listening_event.clear()
+            await asyncio.sleep(self._reconnects.next_delay())
+
+    def _trusted(self) -> None:
+        """Memory mirrors the database from now on (called by :meth:`_follow`)."""
+        self._listening = True
+        self._listening_event.set()
+        self._reconnects.reset()
+        log.info("listening for %s on %s", self.changes, self.channel)
+
+    @abstractmethod
+    async def _follow(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Bring memory up to date, call :meth:`_trusted`, then apply each notification on
+        ``conn`` until the connection fails."""
 
     @abstractmethod
     def _stopped(self) -> None:
-        """Stop trusting memory (the listener is closed)."""
+        """Stop trusting memory (the connection is lost or the listener closed)."""

@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
+import psycopg
 from prometheus_client import Counter
 from psycopg_pool import ConnectionPool
 
-from rag.adapters.postgres.listening import Listener, listen
+from rag.adapters.postgres.listening import Listener
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ LOOKUPS = Counter(
 
 class SearchVersions(Listener):
     task_name = "search-versions-listener"
+    channel = CHANNEL
+    changes = "search changes"
 
     def __init__(
         self,
@@ -116,24 +120,8 @@ class SearchVersions(Listener):
         else:  # "index", "all", or anything a later migration adds
             self.invalidate()
 
-    async def _listen(self) -> None:
-        assert self._conninfo is not None
-        while True:
-            try:
-                async with await listen(
-                    self._conninfo, CHANNEL, application_name=self._application_name
-                ) as conn:
-                    self._forget(listening=True)
-                    self._reconnects.reset()
-                    self._listening_event.set()
-                    log.info("listening for search changes on %s", CHANNEL)
-                    async for notify in conn.notifies():
-                        self._notified(notify.payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any connection trouble: stop trusting memory, retry
-                if self._listening:
-                    log.warning("search-change listener lost its connection, reading the database: %s", exc)
-            self._forget(listening=False)
-            self._listening_event.clear()
-            await asyncio.sleep(self._reconnects.next_delay())
+    async def _follow(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._forget(listening=True)
+        self._trusted()
+        async for notify in conn.notifies():
+            self._notified(notify.payload)

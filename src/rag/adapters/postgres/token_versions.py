@@ -15,14 +15,13 @@ connection costs speed, never a revoked token getting through.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import psycopg
 from prometheus_client import Counter
 
-from rag.adapters.postgres.listening import Listener, listen
+from rag.adapters.postgres.listening import Listener
 from rag.adapters.postgres.users import UserRepository
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,8 @@ LOOKUPS = Counter(
 
 class TokenVersionMap(Listener):
     task_name = "token-versions-listener"
+    channel = CHANNEL
+    changes = "token version changes"
 
     def __init__(
         self,
@@ -95,26 +96,10 @@ class TokenVersionMap(Listener):
         for username, version in rows:
             self._versions[str(username)] = max(int(version), self._versions.get(str(username), 0))
 
-    async def _listen(self) -> None:
-        assert self._conninfo is not None
+    async def _follow(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while True:
-            try:
-                async with await listen(
-                    self._conninfo, CHANNEL, application_name=self._application_name
-                ) as conn:
-                    while True:
-                        await self._load(conn)
-                        if not self._listening:
-                            self._listening = True
-                            self._listening_event.set()
-                            self._reconnects.reset()
-                            log.info("listening for token version changes on %s", CHANNEL)
-                        async for notify in conn.notifies(timeout=self._reload_s):
-                            self._notified(notify.payload)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any connection trouble: stop trusting memory, retry
-                if self._listening:
-                    log.warning("token version listener lost its connection, reading the database: %s", exc)
-            self._stop_trusting()
-            await asyncio.sleep(self._reconnects.next_delay())
+            await self._load(conn)
+            if not self._listening:
+                self._trusted()
+            async for notify in conn.notifies(timeout=self._reload_s):
+                self._notified(notify.payload)
