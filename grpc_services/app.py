@@ -62,12 +62,13 @@ async def application(
     from rag.adapters.postgres.token_versions import TokenVersionMap
     from rag.adapters.postgres.users import UserRepository
     from rag.adapters.tokens import JwtTokens
-    from rag.adapters.triton import TritonClient, TritonOptions
+    from rag.adapters.triton import BlockingTriton, TritonClient, TritonOptions
     from rag.core.authentication import Authenticator
     from rag.core.throttle import LoginThrottle
     from rag.generation.service import GenerationService
     from rag.ingestion.intake import Intake, UploadSlots
-    from rag.modelops.lifecycle import open_lifecycle
+    from rag.ingestion.trigger import IngestionTrigger
+    from rag.modelops.lifecycle import build_lifecycle
     from rag.parsing import ParseLimits
     from rag.retrieval.service import RetrievalService
 
@@ -135,7 +136,7 @@ async def application(
             DocumentServicer(
                 intake=intake,
                 documents=documents,
-                airflow=airflow,
+                trigger=IngestionTrigger(airflow),
                 max_upload_bytes=settings.UPLOAD_MAX_BYTES,
                 idle_timeout_s=settings.UPLOAD_IDLE_TIMEOUT_S,
                 on_change=versions.invalidate,
@@ -144,7 +145,10 @@ async def application(
             GenerationServicer(GenerationService(retrieval=retrieval, triton=triton)),
             AdminServicer(pool=pool, cleanup=cleanup),
             ModelServicer(
-                lifecycle=lambda: open_lifecycle(settings),
+                # Its blocking calls run in worker threads, on the server's Triton channel.
+                lifecycle=build_lifecycle(
+                    settings, pool, BlockingTriton.sharing(triton, asyncio.get_running_loop())
+                ),
                 triton=triton,
                 cache_dir=Path(settings.HF_CACHE_DIR),
             ),
