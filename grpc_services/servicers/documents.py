@@ -72,7 +72,8 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         request_iterator: AsyncIterator[document_pb2.UploadRequest],
         context: grpc.aio.ServicerContext[document_pb2.UploadRequest, document_pb2.UploadResponse],
     ) -> document_pb2.UploadResponse:
-        """Stream the file to object storage as it arrives (see :meth:`Intake.receive_stream`)."""
+        """Stream the file to object storage as it arrives (see :meth:`Intake.receive_stream`),
+        then start its ingestion, unless it is an unchanged duplicate already past ``received``."""
         principal = current_principal()
         messages = aiter(request_iterator)
         first = await self._next(messages)
