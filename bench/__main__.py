@@ -8,6 +8,7 @@ Each prints its table with ratios against its floor and writes JSON to bench/res
     generation  time to first token and ms/token, GenerateStream vs Triton directly
     memory      PSS per stack component, idle and under search load
     overload    Search p50/p99, refusals and timeouts at capacity and at 4x (admission control)
+    pg_access   PostgreSQL from an asyncio loop: async pool vs sync pool in threads, p50/p99
 
 Opt-in, never part of the default list because it kills stack components (run it on a stack of
 your own): ``--only faults`` (bench.faults, the fault matrix of issue 13).
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from bench import beir
 
-BENCHMARKS = ("quality", "ingestion", "latency", "generation", "memory", "overload")
+BENCHMARKS = ("quality", "ingestion", "latency", "generation", "memory", "overload", "pg_access")
 OPT_IN = ("faults",)  # kills components: only when named in --only
 
 

@@ -95,7 +95,7 @@ def restore_database() -> None:
 
         from rag.adapters.postgres.backups import BackupCatalogue
         from rag.core.errors import FailedPrecondition, InvalidInput, NotFound
-        from rag.operations.restore import plan_restore
+        from rag.operations.restore_plan import plan_restore
 
         assert params is not None
         with RagHook() as hook:
@@ -129,7 +129,8 @@ def restore_database() -> None:
 
         from rag.adapters.postgres.backups import BackupCatalogue
         from rag.core.errors import FailedPrecondition
-        from rag.operations.restore import Restorer, plan_restore
+        from rag.operations.restore import Restorer
+        from rag.operations.restore_plan import plan_restore
 
         assert params is not None
         with RagHook() as hook:

@@ -1,4 +1,31 @@
-"""The process's shared clients and every servicer, built once at start-up (STYLE rule 5)."""
+"""The process's shared clients and every servicer, built once at start-up (STYLE rule 5).
+
+Every client is built here, once per process, and passed in: the PostgreSQL pools, the Triton
+channel (the model lifecycle's blocking calls share it from worker threads), Redis, object
+storage, Airflow, and the model lifecycle (its MLflow client is built on its first call).
+
+The API reaches PostgreSQL one way: blocking psycopg pools called from worker threads
+(``asyncio.to_thread``), the way the search, document and statistics repositories already
+worked; the user repository and the readiness check moved off the async pool, which is gone.
+Two blocking pools remain: an autocommit one for search's single statements, a transactional
+one for everything else. The LISTEN connections that keep the search and token-version caches
+(``SearchVersions``, ``TokenVersionMap``) stay async: each waits for notifications on a
+connection of its own (and reads what it caches there), which a thread would only sit on.
+
+Measured with ``python -m bench.pg_access`` (400 statements per cell, from an asyncio loop, on a
+shared 2-core machine at load averages 15-18): p50 in ms, run 1 / run 2.
+
+    query, callers          async         sync in threads   sync in threads, autocommit
+    search-like, 1          5.1 / 3.8     2.1 / 1.3         1.8 / 1.2
+    search-like, 8          28.1 / 7.7    8.4 / 6.3         4.8 / 6.2
+    get by id, 1            4.2 / 0.9     0.8 / 0.6         0.5 / 0.4
+    get by id, 8            29.7 / 7.4    7.5 / 4.5         9.2 / 4.1
+
+Sync in threads was faster at p50 in every cell of both runs (0.13x-0.82x of async); the p99s
+were noisy and favoured neither way (8-200 ms). psycopg's async connection pays several
+event-loop wake-ups per statement, which a busy loop delays; a worker thread waits in libpq
+instead. It is also the simpler choice: every other repository was blocking already.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from psycopg_pool import AsyncConnectionPool
 
 from grpc_services.health import Dependencies, Readiness
 from grpc_services.state_metrics import DatabaseStateCollector
@@ -56,23 +82,24 @@ async def application(
     from rag.adapters.postgres.documents import DocumentRepository
     from rag.adapters.postgres.health import database_ready
     from rag.adapters.postgres.history import QueryHistory
-    from rag.adapters.postgres.pool import create_async_pool, create_pool
+    from rag.adapters.postgres.pool import create_pool
     from rag.adapters.postgres.search_versions import SearchVersions
     from rag.adapters.postgres.state import read_state
     from rag.adapters.postgres.token_versions import TokenVersionMap
     from rag.adapters.postgres.users import UserRepository
     from rag.adapters.tokens import JwtTokens
-    from rag.adapters.triton import TritonClient, TritonOptions
+    from rag.adapters.triton import BlockingTriton, TritonClient, TritonOptions
     from rag.core.authentication import Authenticator
     from rag.core.throttle import LoginThrottle
     from rag.generation.service import GenerationService
     from rag.ingestion.intake import Intake, UploadSlots
-    from rag.modelops.lifecycle import open_lifecycle
+    from rag.ingestion.trigger import IngestionTrigger
+    from rag.modelops.lifecycle import build_lifecycle
     from rag.parsing import ParseLimits
     from rag.retrieval.service import RetrievalService
 
-    async_pool: AsyncConnectionPool = await create_async_pool(settings)
-    pool = await asyncio.to_thread(create_pool, settings, min_size=2, name="grpc-sync")
+    # Every repository is blocking and runs in worker threads: see the module doc for why.
+    pool = await asyncio.to_thread(create_pool, settings, min_size=2, name="grpc-sync", wait=True)
     # Search runs single statements: an autocommit pool saves a BEGIN and a COMMIT round trip
     # around each (three of them per search).
     search_pool = await asyncio.to_thread(
@@ -94,7 +121,7 @@ async def application(
     )
     versions = SearchVersions(search_pool, conninfo=settings.DATABASE_URL)
     history = QueryHistory(search_pool)
-    users = UserRepository(async_pool)
+    users = UserRepository(pool)
     token_versions = TokenVersionMap(users, conninfo=settings.DATABASE_URL)
     passwords = Argon2Passwords(
         threads=settings.PASSWORD_HASH_THREADS, max_waiting=settings.PASSWORD_HASH_MAX_WAITING
@@ -135,7 +162,7 @@ async def application(
             DocumentServicer(
                 intake=intake,
                 documents=documents,
-                airflow=airflow,
+                trigger=IngestionTrigger(airflow),
                 max_upload_bytes=settings.UPLOAD_MAX_BYTES,
                 idle_timeout_s=settings.UPLOAD_IDLE_TIMEOUT_S,
                 on_change=versions.invalidate,
@@ -144,7 +171,10 @@ async def application(
             GenerationServicer(GenerationService(retrieval=retrieval, triton=triton)),
             AdminServicer(pool=pool, cleanup=cleanup),
             ModelServicer(
-                lifecycle=lambda: open_lifecycle(settings),
+                # Its blocking calls run in worker threads, on the server's Triton channel.
+                lifecycle=build_lifecycle(
+                    settings, pool, BlockingTriton.sharing(triton, asyncio.get_running_loop())
+                ),
                 triton=triton,
                 cache_dir=Path(settings.HF_CACHE_DIR),
             ),
@@ -158,7 +188,7 @@ async def application(
 
         readiness = Dependencies(
             {
-                "database": lambda: database_ready(async_pool),
+                "database": lambda: database_ready(pool),
                 "object_storage": storage_ready,
                 "embedder": model("embedder"),
                 "generator": model("generator"),
@@ -184,4 +214,3 @@ async def application(
             airflow.close()
         await asyncio.to_thread(pool.close)
         await asyncio.to_thread(search_pool.close)
-        await async_pool.close()

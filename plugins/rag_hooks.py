@@ -1,13 +1,14 @@
-"""Airflow hook for RAG System: its database, object storage, Triton and ingestion services.
+"""Airflow hook for RAG System: its database, object storage, Triton and parser workers.
 
 Tasks build everything from RAG System's settings (the deployment guide's environment
 variables, which the Airflow workers share with the other services), inside the task, never at
-DAG parse time. The hook holds no state between tasks; each task closes what it opened.
+DAG parse time. The hook opens connections and hands them to the services (the ingestion
+pipeline is assembled in :mod:`rag.ingestion.assembly`); it holds no state between tasks, and
+each task closes what it opened.
 """
 
 from __future__ import annotations
 
-import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 # extension) for restores only: kept in Airflow's connections (secrets backend), not in the
 # settings every service reads, so the serving processes never hold it.
 ADMIN_DB_CONN_ID = "rag_postgres_admin"
-log = logging.getLogger(__name__)
 
 
 class RagHook(BaseHook):
@@ -85,37 +85,27 @@ class RagHook(BaseHook):
 
         return Intake(DocumentRepository(self.pool), self.blobs, self.settings.S3_BUCKET_DOCUMENTS)
 
-    def index_version(self) -> str:
-        """The serving embedding index version (the packaged embedder's on a fresh database)."""
-        from rag.adapters.postgres.indexes import IndexRegistry
-        from rag.core.documents import EMBEDDING_DIMENSION
-        from rag.models import artifacts
-
-        registry = IndexRegistry(self.pool)
-        active = registry.active()
-        if active is not None:
-            return active.model_version
-        path = artifacts.default_embedder_path()
-        version = artifacts.model_version(path, artifacts.DEFAULT_EMBEDDER_NAME)
-        return registry.ensure_active(version, EMBEDDING_DIMENSION).model_version
-
     def pipeline(
-        self, chunking: ChunkingOptions, *, model_version: str | None = None, max_attempts: int | None = None
+        self,
+        chunking: ChunkingOptions,
+        *,
+        model_version: str | None = None,
+        max_attempts: int | None = None,
+        owner: str | None = None,
     ) -> Pipeline:
-        from rag.adapters.postgres.documents import MAX_ATTEMPTS, DocumentRepository
-        from rag.adapters.triton import Priority
-        from rag.ingestion.pipeline import Pipeline
+        """The ingestion pipeline over this hook's connections (:mod:`rag.ingestion.assembly`)."""
+        from rag.ingestion.assembly import build_pipeline
 
-        triton = self.triton
-        return Pipeline(
-            documents=DocumentRepository(self.pool),
+        return build_pipeline(
+            pool=self.pool,
             blobs=self.blobs,
             bucket=self.settings.S3_BUCKET_DOCUMENTS,
-            embed=lambda texts: triton.embed(texts, priority=Priority.BATCH),
+            triton=self.triton,
             parser=self.parser,
-            model_version=model_version or self.index_version(),
             chunking=chunking,
-            max_attempts=max_attempts or MAX_ATTEMPTS,
+            model_version=model_version,
+            max_attempts=max_attempts,
+            owner=owner,
         )
 
     def process_batch(
@@ -126,52 +116,14 @@ class RagHook(BaseHook):
         max_attempts: int | None = None,
         owner: str | None = None,
     ) -> dict[str, int]:
-        """One mapped ingestion task: the pipeline over ``document_ids`` (their chunks embedded
-        together), each outcome logged; the count of documents per resulting status.
-        ``max_attempts`` (default: the pipeline's) caps claims and transient retries.
-        ``owner`` (the task instance) signs the claims; claims it still holds from an earlier
-        try, which died with them, are given back first.
+        """:func:`rag.ingestion.assembly.process_batch` over :meth:`pipeline`: ``max_attempts``
+        (default: the pipeline's) caps claims and transient retries, ``owner`` (the task
+        instance) signs the claims."""
+        from rag.ingestion.assembly import process_batch
 
-        Raises :class:`~rag.core.errors.Unavailable` after the batch when a dependency was down
-        for any of its documents (they are back to ``received``, their attempts kept), so that
-        Airflow retries the task with backoff; the documents it finished stay finished."""
-        import uuid
-        from dataclasses import replace
-
-        from rag.core.errors import Unavailable
-
-        if not document_ids:  # the one empty batch of a run with nothing to process
-            return {}
-        counts: dict[str, int] = {}
-        outages: list[str] = []
-        pipeline = replace(self.pipeline(chunking, max_attempts=max_attempts), owner=owner)
-        if owner is not None:
-            released = pipeline.documents.release_claims([uuid.UUID(i) for i in document_ids], owner=owner)
-            if released:
-                log.warning("took back %d claims an earlier try of %s left behind", len(released), owner)
-        for outcome in pipeline.process_many([uuid.UUID(doc_id) for doc_id in document_ids]):
-            counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
-            timing = " ".join(f"{k}={v:.2f}s" for k, v in outcome.seconds.items())
-            peak = f"parser_rss={outcome.peak_rss_bytes / 2**20:.0f}MiB" if outcome.peak_rss_bytes else ""
-            log.log(
-                logging.WARNING if outcome.outage else logging.INFO,
-                "%s: %s chunks=%d %s %s %s",
-                outcome.document_id,
-                outcome.status.value,
-                outcome.chunks,
-                timing,
-                peak,
-                outcome.reason or "",
-            )
-            if outcome.outage:
-                outages.append(outcome.reason or "a dependency is down")
-        log.info("batch: %s", counts)
-        if outages:
-            raise Unavailable(
-                f"{len(outages)} of {len(document_ids)} documents are back to received because a dependency"
-                f" is down ({outages[-1]}); the task fails so that it is retried once it is back"
-            )
-        return counts
+        return process_batch(
+            document_ids, lambda: self.pipeline(chunking, max_attempts=max_attempts, owner=owner)
+        )
 
     def admin_dsn(self, conn_id: str = ADMIN_DB_CONN_ID) -> str | None:
         """The admin connection's DSN, or None when Airflow has no such connection."""

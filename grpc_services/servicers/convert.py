@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from rag.adapters.postgres.documents import DocumentRecord
 from rag.core.citations import Citation
-from rag.core.documents import DocumentStatus
+from rag.core.documents import DocumentRecord, DocumentStatus
 from rag.core.search import SearchHit, SearchMode, SearchRequest
 from rag.proto.rag.v1 import common_pb2, document_pb2, search_pb2
 

@@ -1,11 +1,15 @@
-"""``rag.v1.DocumentService``: upload (client streaming), get, list, delete — tenant-scoped."""
+"""``rag.v1.DocumentService``: upload (client streaming), get, list, delete — tenant-scoped.
+
+Translation only: the intake (:mod:`rag.ingestion.intake`) stores, records and deletes
+documents and their blobs, the ingestion trigger (:mod:`rag.ingestion.trigger`) starts their
+ingestion, the repository reads them; this module turns messages into those calls and back.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -15,14 +19,11 @@ import grpc.aio
 from grpc_services.context import annotate_call, current_principal
 from grpc_services.servicers import convert
 from grpc_services.validation import MAX_PAGE_SIZE
-from rag.adapters.airflow import AirflowClient
 from rag.adapters.postgres.documents import DocumentRepository
-from rag.core.errors import DeadlineExceeded, InvalidInput, RagError
+from rag.core.errors import DeadlineExceeded, InvalidInput
 from rag.ingestion.intake import Intake
+from rag.ingestion.trigger import IngestionTrigger
 from rag.proto.rag.v1 import document_pb2, document_pb2_grpc
-
-log = logging.getLogger(__name__)
-INGEST_DAG = "ingest_documents"
 
 
 def _document_id(value: str) -> uuid.UUID:
@@ -54,7 +55,7 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         *,
         intake: Intake,
         documents: DocumentRepository,
-        airflow: AirflowClient | None,
+        trigger: IngestionTrigger,
         max_upload_bytes: int,
         idle_timeout_s: float = 60.0,
         on_change: Callable[[str], None] = lambda tenant: None,
@@ -62,7 +63,7 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         self._on_change = on_change  # this process changed a tenant's documents (search caches)
         self._intake = intake
         self._documents = documents
-        self._airflow = airflow
+        self._trigger = trigger
         self._max_upload_bytes = max_upload_bytes
         self._idle_timeout_s = idle_timeout_s
 
@@ -71,7 +72,8 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         request_iterator: AsyncIterator[document_pb2.UploadRequest],
         context: grpc.aio.ServicerContext[document_pb2.UploadRequest, document_pb2.UploadResponse],
     ) -> document_pb2.UploadResponse:
-        """Stream the file to object storage as it arrives (see :meth:`Intake.receive_stream`)."""
+        """Stream the file to object storage as it arrives (see :meth:`Intake.receive_stream`),
+        then start its ingestion, unless it is an unchanged duplicate already past ``received``."""
         principal = current_principal()
         messages = aiter(request_iterator)
         first = await self._next(messages)
@@ -88,7 +90,7 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         document = received.document
         run_id = ""
         if received.changed or document.status.value == "received":
-            run_id = await asyncio.to_thread(self._trigger, principal.tenant, document.id)
+            run_id = await asyncio.to_thread(self._trigger.start, principal.tenant, document.id)
         annotate_call(
             document_id=str(document.id), size=document.size_bytes, deduplicated=not received.changed
         )
@@ -116,17 +118,6 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
                 f"the upload sent nothing for {self._idle_timeout_s:g} s (UPLOAD_IDLE_TIMEOUT_S): "
                 "stream the file's bytes without pausing"
             ) from None
-
-    def _trigger(self, tenant: str, document_id: uuid.UUID) -> str:
-        """Start ingestion; if Airflow cannot be reached the document stays ``received`` and the
-        sweeper picks it up later, so the upload still succeeds and nothing is lost."""
-        if self._airflow is None:
-            return ""
-        try:
-            return self._airflow.trigger(INGEST_DAG, {"document_ids": [str(document_id)], "tenant": tenant})
-        except RagError as exc:
-            log.warning("ingestion of %s deferred to the sweeper: %s", document_id, exc)
-            return ""
 
     async def GetDocument(
         self,

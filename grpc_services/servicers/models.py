@@ -1,28 +1,25 @@
 """``rag.v1.ModelService``: the models as MLflow, the deployment records and Triton see them.
 
 ListModels and UpdateAllModels delegate to the model lifecycle (rag.modelops.lifecycle), the same
-code the CLI, the MLflow webhook and the register_models DAG run, and translate its answer. Two
-RPCs do work of their own here: WarmModels loads each model through Triton and sends it one
-request, and CleanupCache deletes old entries of the model cache (converted weights, downloads,
-the disk query cache) itself.
+code the CLI, the MLflow webhook and the register_models DAG run, and translate its answer;
+CleanupCache delegates to :mod:`rag.modelops.cache_cleanup`. WarmModels calls the Triton client
+directly: load the model when it is not ready, then send it one request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import grpc.aio
 
 from grpc_services.servicers.convert import timestamp
 from grpc_services.validation import MAX_DAYS_OLD
-from rag.adapters.cache import QUERY_CACHE_SUBDIR
-from rag.adapters.triton import Priority, TritonClient
+from rag.adapters.triton import TritonClient
 from rag.core.errors import InvalidInput, RagError
+from rag.core.ports import Priority
+from rag.modelops.cache_cleanup import remove_old_cache_entries
 from rag.modelops.lifecycle import ModelLifecycle
 from rag.modelops.packaging import CHAMPION, ModelKind
 from rag.proto.rag.v1 import model_pb2, model_pb2_grpc
@@ -38,7 +35,6 @@ STATE_TO_PROTO = {
     "UNLOADING": model_pb2.TRITON_MODEL_STATE_UNLOADING,
     "UNAVAILABLE": model_pb2.TRITON_MODEL_STATE_UNAVAILABLE,
 }
-LifecycleFactory = Callable[[], AbstractContextManager[ModelLifecycle]]
 
 
 def _model(lifecycle: ModelLifecycle, kind: ModelKind) -> model_pb2.Model:
@@ -70,21 +66,8 @@ def _model(lifecycle: ModelLifecycle, kind: ModelKind) -> model_pb2.Model:
     )
 
 
-def _old_entries(root: Path, cutoff: float) -> Iterator[Path]:
-    if root.is_dir():
-        for entry in root.iterdir():
-            if entry.stat().st_mtime < cutoff:
-                yield entry
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
 class ModelServicer(model_pb2_grpc.ModelServiceServicer):
-    def __init__(self, *, lifecycle: LifecycleFactory, triton: TritonClient, cache_dir: Path) -> None:
+    def __init__(self, *, lifecycle: ModelLifecycle, triton: TritonClient, cache_dir: Path) -> None:
         self._lifecycle = lifecycle
         self._triton = triton
         self._cache_dir = cache_dir
@@ -95,8 +78,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         context: grpc.aio.ServicerContext[model_pb2.ListModelsRequest, model_pb2.ListModelsResponse],
     ) -> model_pb2.ListModelsResponse:
         def collect() -> list[model_pb2.Model]:
-            with self._lifecycle() as lifecycle:
-                return [_model(lifecycle, kind) for kind in ModelKind]
+            return [_model(self._lifecycle, kind) for kind in ModelKind]
 
         return model_pb2.ListModelsResponse(models=await asyncio.to_thread(collect))
 
@@ -141,28 +123,15 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         request: model_pb2.CleanupCacheRequest,
         context: grpc.aio.ServicerContext[model_pb2.CleanupCacheRequest, model_pb2.CleanupCacheResponse],
     ) -> model_pb2.CleanupCacheResponse:
-        """Delete model-cache entries (converted weights, downloaded versions, the disk query
-        cache) not modified for ``days_old`` days; a model in use is already in memory and a
-        later load converts or downloads again."""
+        """Delete model-cache entries not modified for ``days_old`` days (see
+        :mod:`rag.modelops.cache_cleanup`)."""
         days = request.days_old or 30
         if not 1 <= days <= MAX_DAYS_OLD:
             raise InvalidInput(f"must be between 1 and {MAX_DAYS_OLD} days", field="days_old")
-
-        def clean() -> tuple[int, int]:
-            cutoff = time.time() - days * 86400
-            removed = freed = 0
-            for sub in ("gguf", "downloads", QUERY_CACHE_SUBDIR):
-                for entry in _old_entries(self._cache_dir / sub, cutoff):
-                    freed += _size(entry)
-                    if entry.is_dir():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.unlink(missing_ok=True)
-                    removed += 1
-            return removed, freed
-
-        removed, freed = await asyncio.to_thread(clean)
-        return model_pb2.CleanupCacheResponse(entries_removed=removed, bytes_freed=freed)
+        cleaned = await asyncio.to_thread(remove_old_cache_entries, self._cache_dir, days)
+        return model_pb2.CleanupCacheResponse(
+            entries_removed=cleaned.entries_removed, bytes_freed=cleaned.bytes_freed
+        )
 
     async def UpdateAllModels(
         self,
@@ -175,31 +144,31 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
 
         def update() -> list[model_pb2.ModelUpdate]:
             updates = []
-            with self._lifecycle() as lifecycle:
-                for kind in ModelKind:
-                    champion = lifecycle.registry.alias(kind.registered_name, CHAMPION)
-                    serving = lifecycle.records.serving(kind.triton_model)
-                    current = serving.mlflow_version if serving else ""
-                    if not champion or champion == current:
-                        updates.append(
-                            model_pb2.ModelUpdate(name=kind.value, from_version=current, to_version=current)
-                        )
-                        continue
-                    error = ""
-                    if not request.dry_run:
-                        try:
-                            lifecycle.promote(kind, champion)
-                        except RagError as exc:
-                            error = str(exc)
+            lifecycle = self._lifecycle
+            for kind in ModelKind:
+                champion = lifecycle.registry.alias(kind.registered_name, CHAMPION)
+                serving = lifecycle.records.serving(kind.triton_model)
+                current = serving.mlflow_version if serving else ""
+                if not champion or champion == current:
                     updates.append(
-                        model_pb2.ModelUpdate(
-                            name=kind.value,
-                            from_version=current,
-                            to_version=champion,
-                            changed=not request.dry_run and not error,
-                            error=error,
-                        )
+                        model_pb2.ModelUpdate(name=kind.value, from_version=current, to_version=current)
                     )
+                    continue
+                error = ""
+                if not request.dry_run:
+                    try:
+                        lifecycle.promote(kind, champion)
+                    except RagError as exc:
+                        error = str(exc)
+                updates.append(
+                    model_pb2.ModelUpdate(
+                        name=kind.value,
+                        from_version=current,
+                        to_version=champion,
+                        changed=not request.dry_run and not error,
+                        error=error,
+                    )
+                )
             return updates
 
         return model_pb2.UpdateAllModelsResponse(updates=await asyncio.to_thread(update))

@@ -24,7 +24,6 @@ from rag.adapters.objectstore import ATTEMPTS, BlobStore
 from rag.adapters.postgres.pool import (
     UNREACHABLE_WAIT_S,
     application_name,
-    create_async_pool,
     create_pool,
 )
 from rag.adapters.postgres.search_versions import SearchVersions
@@ -87,23 +86,6 @@ def test_a_pool_replaces_every_connection_the_server_terminated(settings: Settin
         assert len(backends(settings, application_name(name))) >= 1
 
 
-def test_an_async_pool_replaces_every_connection_the_server_terminated(settings: Settings) -> None:
-    name = f"recovery-{uuid.uuid4().hex[:8]}"
-
-    async def go() -> None:
-        pool = await create_async_pool(settings, min_size=POOL_SIZE, name=name)
-        try:
-            await pool.wait(timeout=30)
-            assert len(await asyncio.to_thread(terminate, settings, application_name(name))) == POOL_SIZE
-            for _ in range(POOL_SIZE):
-                async with pool.connection() as conn:
-                    assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
-        finally:
-            await pool.close()
-
-    asyncio.run(go())
-
-
 def test_a_pool_answers_unavailable_while_the_server_is_down_and_heals_once_it_is_back(
     settings: Settings,
 ) -> None:
@@ -127,34 +109,6 @@ def test_a_pool_answers_unavailable_while_the_server_is_down_and_heals_once_it_i
             for _ in range(POOL_SIZE):
                 with pool.connection() as conn:
                     assert conn.execute("SELECT 1").fetchone() == (1,)
-
-
-def test_an_async_pool_answers_unavailable_while_the_server_is_down(settings: Settings) -> None:
-    parts = urlsplit(settings.DATABASE_URL)
-    assert parts.hostname is not None and parts.port is not None
-
-    async def go(proxy: TcpProxy, through: Settings) -> None:
-        pool = await create_async_pool(through, min_size=POOL_SIZE, name=f"recovery-{uuid.uuid4().hex[:8]}")
-        try:
-            await pool.wait(timeout=30)
-            proxy.stop()
-            for _ in range(3):
-                started = time.monotonic()
-                with pytest.raises(Unavailable):
-                    async with pool.connection() as conn:
-                        await conn.execute("SELECT 1")
-                assert time.monotonic() - started < through.DATABASE_POOL_TIMEOUT / 3
-            proxy.start()
-            async with pool.connection() as conn:
-                assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
-        finally:
-            await pool.close()
-
-    with TcpProxy(parts.hostname, parts.port) as proxy:
-        through = settings.model_copy(
-            update={"DATABASE_URL": proxied(settings.DATABASE_URL, proxy), "DATABASE_POOL_TIMEOUT": 30.0}
-        )
-        asyncio.run(go(proxy, through))
 
 
 def test_a_busy_pool_with_the_server_up_still_waits_its_whole_timeout(settings: Settings) -> None:
@@ -229,7 +183,7 @@ def test_the_token_version_listener_comes_back_and_no_revocation_is_missed(setti
     listener = f"recovery-listener-{uuid.uuid4().hex[:8]}"
 
     async def go() -> None:
-        pool = await create_async_pool(settings, min_size=1, name=f"{listener}-reads")
+        pool = await asyncio.to_thread(create_pool, settings, min_size=1, name=f"{listener}-reads")
         users = UserRepository(pool)
         versions = TokenVersionMap(
             users, conninfo=settings.DATABASE_URL, reconnect_s=0.2, application_name=listener
@@ -255,9 +209,9 @@ def test_the_token_version_listener_comes_back_and_no_revocation_is_missed(setti
             assert await eventually(seen)
         finally:
             await versions.close()
-            async with pool.connection() as conn:
-                await conn.execute("DELETE FROM users WHERE username = %s", (username,))
-            await pool.close()
+            with pool.connection() as conn:
+                conn.execute("DELETE FROM users WHERE username = %s", (username,))
+            pool.close()
 
     asyncio.run(go())
 

@@ -12,13 +12,12 @@ from typing import Any
 import argon2
 import grpc
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
 from grpc_services.context import current_principal
 from grpc_services.server import RagServer
 from grpc_services.servicers.auth import AuthServicer
 from rag.adapters.passwords import Argon2Passwords
-from rag.adapters.postgres.pool import create_async_pool
+from rag.adapters.postgres.pool import create_pool
 from rag.adapters.postgres.users import UserRepository
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Role
@@ -62,7 +61,7 @@ class AuthHarness:
 
 @pytest.fixture(scope="module")
 def harness(grpc_loop: EventLoopThread, settings: Settings) -> Iterator[AuthHarness]:
-    pool: AsyncConnectionPool[Any] = grpc_loop.run(create_async_pool(settings, min_size=1, name="test-auth"))
+    pool = create_pool(settings, min_size=1, name="test-auth")
     users = UserRepository(pool)
     authenticator = Authenticator(users, Argon2Passwords(CHEAP), JwtTokens.from_settings(settings))
     try:
@@ -78,7 +77,7 @@ def harness(grpc_loop: EventLoopThread, settings: Settings) -> Iterator[AuthHarn
                 search_pb2_grpc.SearchServiceStub(channel),
             )
     finally:
-        grpc_loop.run(pool.close())
+        pool.close()
 
 
 def login(h: AuthHarness, username: str, password: str = PASSWORD) -> auth_pb2.LoginResponse:

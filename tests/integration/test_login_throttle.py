@@ -14,7 +14,7 @@ import pytest
 
 from grpc_services.servicers.auth import AuthServicer
 from rag.adapters.passwords import Argon2Passwords
-from rag.adapters.postgres.pool import create_async_pool
+from rag.adapters.postgres.pool import create_pool
 from rag.adapters.postgres.users import UserRepository
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Role
@@ -33,11 +33,8 @@ THROTTLED = "too many login attempts; retry in 60 s"  # one attempt a minute onc
 
 @pytest.fixture(scope="module")
 def users(grpc_loop: EventLoopThread, settings: Settings) -> Iterator[UserRepository]:
-    pool = grpc_loop.run(create_async_pool(settings, min_size=1, name="test-login-throttle"))
-    try:
+    with create_pool(settings, min_size=1, name="test-login-throttle") as pool:
         yield UserRepository(pool)
-    finally:
-        grpc_loop.run(pool.close())
 
 
 @contextmanager

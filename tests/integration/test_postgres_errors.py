@@ -17,13 +17,14 @@ from psycopg_pool import ConnectionPool
 
 from grpc_services.servicers.admin import AdminServicer
 from rag.adapters.postgres.documents import DocumentRepository
-from rag.adapters.postgres.pool import create_async_pool, create_pool
+from rag.adapters.postgres.pool import create_pool
 from rag.adapters.postgres.users import UserRepository
 from rag.adapters.tokens import JwtTokens
 from rag.core.auth import Principal, Role
-from rag.core.errors import DeadlineExceeded, InvalidInput
+from rag.core.errors import DeadlineExceeded, InvalidInput, Unavailable
 from rag.proto.rag.v1 import admin_pb2, admin_pb2_grpc
 from rag.settings import Settings
+from rag.stack.process import free_port
 from tests.fixtures.grpc_server import EventLoopThread, running_server
 from tests.fixtures.proxy import TcpProxy
 
@@ -121,13 +122,25 @@ def test_a_nul_reaching_sql_is_invalid_input(one_connection: ConnectionPool) -> 
         DocumentRepository(one_connection).counts_by_status(tenant="a\x00b")
 
 
-def test_the_async_pool_translates_too(settings: Settings) -> None:
-    async def lookup() -> None:
-        pool = await create_async_pool(settings, min_size=1, name="test-db-errors-async")
-        try:
-            await UserRepository(pool).get("a\x00b")
-        finally:
-            await pool.close()
+def test_the_user_repository_translates_too(settings: Settings) -> None:
+    async def lookup(pool: ConnectionPool) -> None:
+        await UserRepository(pool).get("a\x00b")
 
-    with pytest.raises(InvalidInput, match="NUL"):
-        asyncio.run(lookup())
+    with (
+        create_pool(settings, min_size=1, name="test-db-errors-users") as pool,
+        pytest.raises(InvalidInput, match="NUL"),
+    ):
+        asyncio.run(lookup(pool))
+
+
+def test_a_pool_that_must_connect_at_start_is_unavailable_without_a_server(settings: Settings) -> None:
+    url = urlsplit(settings.DATABASE_URL)
+    user, _, _ = url.netloc.rpartition("@")
+    nowhere = settings.model_copy(  # a port nothing listens on
+        update={
+            "DATABASE_URL": urlunsplit(url._replace(netloc=f"{user}@127.0.0.1:{free_port()}")),
+            "DATABASE_POOL_TIMEOUT": 1.0,
+        }
+    )
+    with pytest.raises(Unavailable, match=r"PostgreSQL did not answer within 1 s \(DATABASE_URL\)"):
+        create_pool(nowhere, min_size=1, name="test-db-errors-start", wait=True)

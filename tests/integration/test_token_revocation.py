@@ -24,7 +24,7 @@ import pytest
 from grpc_services.context import current_principal
 from grpc_services.servicers.auth import AuthServicer
 from rag.adapters.passwords import Argon2Passwords
-from rag.adapters.postgres.pool import create_async_pool
+from rag.adapters.postgres.pool import create_pool
 from rag.adapters.postgres.token_versions import TokenVersionMap
 from rag.adapters.postgres.users import UserRepository
 from rag.adapters.tokens import JwtTokens
@@ -118,8 +118,8 @@ def cluster(grpc_loop: EventLoopThread, settings: Settings, stack: LocalStack) -
         servers = []
         users = None
         for i in range(2):
-            pool = grpc_loop.run(create_async_pool(settings, min_size=1, name=f"test-revoke-{i}"))
-            cleanup.callback(grpc_loop.run, pool.close())
+            pool = create_pool(settings, min_size=1, name=f"test-revoke-{i}")
+            cleanup.callback(pool.close)
             users = UserRepository(pool)
             versions = TokenVersionMap(users, conninfo=settings.DATABASE_URL)
             grpc_loop.run(versions.start())

@@ -10,9 +10,8 @@ from typing import Any
 import argon2
 import psycopg
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
-from rag.adapters.postgres.pool import create_async_pool
+from rag.adapters.postgres.pool import create_pool
 from rag.adapters.postgres.users import UserRepository
 from rag.cli import main as rag_cli
 from rag.core.auth import ROLE_PERMISSIONS, Role
@@ -32,11 +31,8 @@ def unique(prefix: str = "u") -> str:
 
 @pytest.fixture(scope="module")
 def users(grpc_loop: EventLoopThread, settings: Settings) -> Iterator[UserRepository]:
-    pool: AsyncConnectionPool[Any] = grpc_loop.run(create_async_pool(settings, min_size=1, name="test-users"))
-    try:
+    with create_pool(settings, min_size=1, name="test-users") as pool:
         yield UserRepository(pool)
-    finally:
-        grpc_loop.run(pool.close())
 
 
 def test_roles_table_matches_the_code(db: psycopg.Connection) -> None:

@@ -1,6 +1,8 @@
 """MLflow's model registry as typed calls over ``MlflowClient``.
 
-One :class:`ModelRegistry` per process, built from ``MLFLOW_TRACKING_URI`` at start-up. Model
+One :class:`ModelRegistry` per process, built from ``MLFLOW_TRACKING_URI`` at start-up; its
+``MlflowClient`` (and the import of MLflow, which takes seconds) waits for the first call, so a
+process that builds one and never asks MLflow anything pays nothing for it. Model
 versions are MLflow 3 logged models (``models:/<model_id>``) registered under a name; promotion
 state lives in aliases (stages are deprecated). MLflow's errors become :mod:`rag.core.errors`
 at this boundary, with messages that name the model and version.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,8 +104,6 @@ class ModelRegistry:
     """Registered models, their versions, aliases and artifacts."""
 
     def __init__(self, options: RegistryOptions) -> None:
-        from mlflow import MlflowClient
-
         for name, value in {
             "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(options.timeout_s)),
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(options.max_retries),
@@ -113,8 +114,20 @@ class ModelRegistry:
             os.environ.setdefault(name, value)
         self.options = options
         self.uri = options.tracking_uri
-        self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self._mlflow: Any = None
+        self._mlflow_lock = threading.Lock()
         self._experiment_id: str | None = None
+
+    @property
+    def _client(self) -> Any:
+        """The ``MlflowClient``, built on first use (once, whichever thread asks first)."""
+        if self._mlflow is None:
+            with self._mlflow_lock:
+                if self._mlflow is None:
+                    from mlflow import MlflowClient
+
+                    self._mlflow = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        return self._mlflow
 
     def _experiment(self) -> str:
         if self._experiment_id is None:

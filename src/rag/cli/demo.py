@@ -32,7 +32,7 @@ def _step(title: str) -> None:
 
 def _ensure_user(stack: LocalStack) -> str:
     from rag.adapters.passwords import Argon2Passwords
-    from rag.adapters.postgres.pool import create_async_pool
+    from rag.adapters.postgres.pool import create_pool
     from rag.adapters.postgres.users import UserRepository
     from rag.core.auth import Role
     from rag.settings import load_settings
@@ -40,13 +40,11 @@ def _ensure_user(stack: LocalStack) -> str:
     password = stack.ctx.secrets["DEMO_USER_PASSWORD"]
 
     async def add() -> None:
-        pool = await create_async_pool(load_settings(stack.app_env()), min_size=1, name="demo")
-        try:
+        settings = load_settings(stack.app_env())
+        with create_pool(settings, min_size=1, name="demo", wait=True) as pool:
             digest = await Argon2Passwords().hash(password)
             with contextlib.suppress(AlreadyExists):
                 await UserRepository(pool).add(USER, digest, Role.USER, TENANT)
-        finally:
-            await pool.close()
 
     asyncio.run(add())
     return password

@@ -154,11 +154,11 @@ def _change(settings: Settings, operation: Callable[..., Awaitable[object]], don
 
 async def _with_users(settings: Settings, operation: Callable[..., Awaitable[T]]) -> T:
     """Run ``operation(UserRepository)`` over a small pool (Unavailable when PostgreSQL is not up)."""
-    from rag.adapters.postgres.pool import create_async_pool
+    from rag.adapters.postgres.pool import create_pool
     from rag.adapters.postgres.users import UserRepository
 
-    pool = await create_async_pool(settings, min_size=1, name="rag-users")
+    pool = await asyncio.to_thread(create_pool, settings, min_size=1, name="rag-users", wait=True)
     try:
         return await operation(UserRepository(pool))
     finally:
-        await pool.close()
+        await asyncio.to_thread(pool.close)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.adapters.mlflow_registry import ModelRegistry, ModelVersionInfo, RegistryOptions
 from rag.adapters.postgres.deployments import Deployment, DeploymentRecords
@@ -40,6 +40,9 @@ from rag.modelops import packaging
 from rag.modelops.packaging import CHAMPION, ModelKind
 from rag.modelops.triton_repository import TritonRepository
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -342,9 +345,22 @@ class ModelLifecycle:
         )
 
 
+def build_lifecycle(settings: Settings, pool: ConnectionPool, triton: ModelControl) -> ModelLifecycle:
+    """A lifecycle over the process's ``pool`` and Triton client, with the registry and the
+    model repository ``settings`` name (the MLflow client is built on its first call)."""
+    return ModelLifecycle(
+        ModelRegistry(RegistryOptions(settings.MLFLOW_TRACKING_URI)),
+        triton,
+        TritonRepository(settings.TRITON_MODEL_REPOSITORY),
+        DeploymentRecords(pool),
+        cache_dir=settings.HF_CACHE_DIR / "gguf",
+    )
+
+
 @contextlib.contextmanager
 def open_lifecycle(settings: Settings) -> Iterator[ModelLifecycle]:
-    """A lifecycle wired to the servers ``settings`` name; closes its pool and channel after."""
+    """A lifecycle with a pool and a Triton channel of its own (the CLI, the register_models
+    DAG); closes both after."""
     from rag.adapters.postgres.pool import create_pool
     from rag.adapters.triton import BlockingTriton, TritonOptions
 
@@ -353,12 +369,6 @@ def open_lifecycle(settings: Settings) -> Iterator[ModelLifecycle]:
         with BlockingTriton(
             TritonOptions(settings.TRITON_GRPC_URL, timeout_s=settings.TRITON_TIMEOUT_S)
         ) as triton:
-            yield ModelLifecycle(
-                ModelRegistry(RegistryOptions(settings.MLFLOW_TRACKING_URI)),
-                triton,
-                TritonRepository(settings.TRITON_MODEL_REPOSITORY),
-                DeploymentRecords(pool),
-                cache_dir=settings.HF_CACHE_DIR / "gguf",
-            )
+            yield build_lifecycle(settings, pool, triton)
     finally:
         pool.close()

@@ -16,14 +16,15 @@ previous database is kept, renamed, for a rollback). Without the explicit confir
 live database is refused. A database that is kept gets a fresh cache epoch
 (:mod:`rag.adapters.postgres.cache_epoch`) before it goes live, so no cache level of any API
 process serves a result cached before the restore.
+
+:mod:`rag.operations.restore_plan` checks the request before anything is touched,
+:mod:`rag.operations.restore_checks` holds the checks of the dump and of the restored database,
+and this module's :class:`Restorer` runs the steps in order.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -37,80 +38,16 @@ import psycopg
 
 from rag.adapters.objectstore import BlobStore
 from rag.adapters.postgres import cache_epoch, databases, tools
-from rag.adapters.postgres.backups import (
-    DATABASE,
-    BackupCatalogue,
-    BackupRecord,
-    TableState,
-    compare_inventories,
-    copy_catalogue,
-    table_inventory,
-)
+from rag.adapters.postgres.backups import BackupRecord, copy_catalogue
 from rag.adapters.postgres.housekeeping import vacuum_analyze
-from rag.core.errors import FailedPrecondition, InvalidInput, NotFound
+from rag.core.errors import FailedPrecondition
+from rag.operations.restore_checks import fetch_checked, sample_search, verify
+from rag.operations.restore_plan import RestorePlan
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SCRATCH_DATABASE = "rag_restore_drill"
-DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-RESERVED = frozenset({"postgres", "template0", "template1"})
 ADMIN_HINT = databases.ADMIN_HINT
-
-
-@dataclass(frozen=True)
-class RestorePlan:
-    backup: BackupRecord
-    target: str
-    live: str
-    drill: bool
-
-    @property
-    def overwrites_live(self) -> bool:
-        return self.target == self.live
-
-
-def plan_restore(
-    settings: Settings,
-    catalogue: BackupCatalogue,
-    *,
-    object_key: str = "",
-    target: str = SCRATCH_DATABASE,
-    confirm_overwrite_live: bool = False,
-    drill: bool = True,
-) -> RestorePlan:
-    """Check the request before anything is touched; the backup defaults to the latest good one."""
-    live = tools.database_name(settings.DATABASE_URL)
-    if not DATABASE_NAME.match(target) or target in RESERVED:
-        raise InvalidInput(
-            f"{target!r} is not a database to restore into (lowercase letters, digits and _, "
-            "at most 63, not postgres or a template)",
-            field="target_database",
-        )
-    if target == live and drill:
-        raise InvalidInput(
-            f"a drill restores into a scratch database, never into the live database {live!r}",
-            field="target_database",
-        )
-    if target == live and not confirm_overwrite_live:
-        raise FailedPrecondition(
-            f"refusing to restore over the live database {live!r}: set confirm_overwrite_live=true "
-            "to replace it (it is kept, renamed, for a rollback), or restore into a scratch database"
-        )
-    bucket = settings.S3_BUCKET_BACKUPS
-    if object_key:
-        backup = catalogue.get(bucket, object_key)
-        if backup.kind != DATABASE or backup.status != "succeeded":
-            raise FailedPrecondition(
-                f"backup {object_key} is a {backup.kind} backup in status {backup.status}; "
-                "only a succeeded database backup can be restored"
-            )
-    else:
-        latest = catalogue.latest(DATABASE, bucket)
-        if latest is None:
-            raise NotFound(f"no succeeded database backup in s3://{bucket}: run backup_database first")
-        backup = latest
-    return RestorePlan(backup=backup, target=target, live=live, drill=drill)
 
 
 @dataclass
@@ -178,51 +115,12 @@ class Restorer:
             databases.drop(conn, name)
 
     # -- the restore ---------------------------------------------------------------------------
-    def fetch_checked(self, backup: BackupRecord, into: IO[bytes]) -> None:
-        """Download the dump into ``into``, counting and hashing it; refuse it unless its size
-        and sha256 are the catalogue's. Nothing of it reaches psql before this returns."""
-        key = backup.object_key
-        if not backup.sha256 or backup.size_bytes is None:
-            raise FailedPrecondition(
-                f"backup {key} has no recorded sha256 and size, so it cannot be checked; "
-                "restore a backup catalogued by backup_database"
-            )
-        free = shutil.disk_usage(self.work_dir or tempfile.gettempdir()).free
-        if free < backup.size_bytes:
-            raise FailedPrecondition(
-                f"backup {key} needs {backup.size_bytes} bytes of temporary space to be checked, "
-                f"{free} are free in {self.work_dir or tempfile.gettempdir()}: free some, or set TMPDIR"
-            )
-        digest, size = hashlib.sha256(), 0
-        body = self.blobs.open_stream(backup.bucket, key)
-        try:
-            while chunk := body.read(1 << 20):
-                size += len(chunk)
-                if size > backup.size_bytes:
-                    break
-                digest.update(chunk)
-                into.write(chunk)
-        finally:
-            body.close()
-        if size != backup.size_bytes:
-            found = "more than" if size > backup.size_bytes else f"{size} bytes, not"
-            raise FailedPrecondition(
-                f"backup {key} is {found} the {backup.size_bytes} bytes the catalogue says: "
-                "the object is corrupt or was replaced; nothing was restored"
-            )
-        if digest.hexdigest() != backup.sha256:
-            raise FailedPrecondition(
-                f"backup {key} has sha256 {digest.hexdigest()}, the catalogue says {backup.sha256}: "
-                "the object is corrupt or was replaced; nothing was restored"
-            )
-        into.flush()
-
     def load(self, backup: BackupRecord, database: str) -> None:
-        """Check the dump (:meth:`fetch_checked`), then restore that very copy into ``database``
-        in one transaction."""
+        """Check the dump (:func:`~rag.operations.restore_checks.fetch_checked`), then restore
+        that very copy into ``database`` in one transaction."""
         # An unnamed file (mode 0600, unlinked): nobody can swap it between check and restore.
         with tempfile.TemporaryFile(dir=self.work_dir, prefix="rag-restore-") as dump:
-            self.fetch_checked(backup, dump)
+            fetch_checked(self.blobs, backup, dump, work_dir=self.work_dir)
             dump.seek(0)
             self._psql(backup, database, dump)
 
@@ -272,69 +170,6 @@ class Restorer:
                     f"(exit {code}): {message}{hint}"
                 )
 
-    def verify(self, backup: BackupRecord, database: str) -> dict[str, int]:
-        """Row counts and checksums per table must equal the catalogue's (taken at dump time)."""
-        with psycopg.connect(
-            self.app_dsn(database), connect_timeout=10, options="-c statement_timeout=0"
-        ) as conn:
-            actual = table_inventory(conn)
-        if backup.checksums:
-            expected = {t: TableState(n, backup.checksums.get(t, "")) for t, n in backup.row_counts.items()}
-        else:  # catalogued before checksums were kept: counts only
-            expected = {t: TableState(n, "") for t, n in backup.row_counts.items()}
-            actual = {t: TableState(s.rows, "") for t, s in actual.items()}
-        problems = compare_inventories(expected, actual)
-        if problems:
-            raise FailedPrecondition(
-                f"database {database!r} restored from {backup.object_key} does not match the catalogue: "
-                + "; ".join(problems)
-            )
-        return {t: s.rows for t, s in actual.items()}
-
-    def sample_search(self, database: str, *, samples: int = 3) -> list[dict[str, Any]]:
-        """Dense and BM25 search work on the restored index: a chunk's own vector finds it first,
-        and its own words find it in the BM25 top 10."""
-        from rag.adapters.postgres.indexes import IndexRegistry
-        from rag.adapters.postgres.pool import create_pool
-        from rag.adapters.postgres.search import SearchRepository
-        from rag.core.search import Filters
-
-        checks: list[dict[str, Any]] = []
-        scratch = self.settings.model_copy(update={"DATABASE_URL": self.app_dsn(database)})
-        with create_pool(scratch, min_size=1, name="rag-restore-check") as pool:
-            active = IndexRegistry(pool).active()
-            if active is None:
-                log.warning(
-                    "restored database %s has no active embedding index: no search to check", database
-                )
-                return checks
-            search = SearchRepository(pool)
-            for chunk_id, tenant, vector, text in search.sample_chunks(active.model_version, samples):
-                dense = search.dense(
-                    tenant=tenant, version=active.model_version, vector=vector, k=5, filters=Filters()
-                )
-                # An identical chunk elsewhere has the same vector: any hit at distance 0 will do.
-                exact = {i for i, d in dense if d <= 1e-6}
-                dense_ok = bool(dense) and (dense[0][0] == chunk_id or chunk_id in exact)
-                words = " ".join(text.split()[:24])
-                lexical = search.lexical(
-                    tenant=tenant, version=active.model_version, query=words, k=10, filters=Filters()
-                )
-                lexical_ok = chunk_id in {i for i, _ in lexical}
-                checks.append(
-                    {
-                        "chunk_id": chunk_id,
-                        "dense_first": dense[0][0] if dense else None,
-                        "dense_ok": dense_ok,
-                        "bm25_hits": len(lexical),
-                        "bm25_ok": lexical_ok,
-                    }
-                )
-        failed = [c for c in checks if not (c["dense_ok"] and c["bm25_ok"])]
-        if failed:
-            raise FailedPrecondition(f"search on the restored database {database!r} failed: {failed}")
-        return checks
-
     def _upgrade(self, database: str) -> None:
         from rag import migrations
 
@@ -375,10 +210,10 @@ class Restorer:
             vacuum_analyze(self.app_dsn(database))
             timed("analyze", began)
             began = time.monotonic()
-            report.tables = self.verify(plan.backup, database)
+            report.tables = verify(self.app_dsn(database), plan.backup, database)
             timed("verify", began)
             began = time.monotonic()
-            report.search = self.sample_search(database, samples=samples)
+            report.search = sample_search(self.settings, self.app_dsn(database), database, samples=samples)
             timed("search", began)
             if plan.overwrites_live:
                 began = time.monotonic()

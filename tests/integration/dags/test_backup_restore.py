@@ -30,7 +30,8 @@ from rag.adapters.postgres.search_versions import SearchVersions
 from rag.adapters.triton import TritonClient, TritonOptions
 from rag.core.errors import FailedPrecondition, InvalidInput, Unavailable
 from rag.core.search import SearchMode, SearchRequest, SearchResult
-from rag.operations.restore import Restorer, plan_restore
+from rag.operations.restore import Restorer
+from rag.operations.restore_plan import plan_restore
 from rag.retrieval.service import Caller, RetrievalService
 from rag.settings import Settings
 from rag.stack.components.airflow import Airflow

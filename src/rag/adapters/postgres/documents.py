@@ -5,8 +5,7 @@ is idempotent: receiving the same content is a no-op, writing a document's chunk
 in one transaction, retries never duplicate rows. :class:`DocumentRepository` is the document
 store port (:class:`rag.core.ports.DocumentStore`); its claims are in :mod:`.claims`, its chunk
 rows in :mod:`.chunks`. The record it returns and the attempts cap are the core's
-(:mod:`rag.core.documents`), re-exported here for the callers that import them with the
-repository.
+(:mod:`rag.core.documents`).
 """
 
 from __future__ import annotations
@@ -24,9 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from rag.adapters.postgres.chunks import DocumentChunks
 from rag.adapters.postgres.claims import DocumentClaims
-from rag.core.documents import ADVANCES_FROM, DocumentStatus, Received
-from rag.core.documents import MAX_ATTEMPTS as MAX_ATTEMPTS
-from rag.core.documents import DocumentRecord as DocumentRecord
+from rag.core.documents import ADVANCES_FROM, DocumentRecord, DocumentStatus, Received
 from rag.core.errors import FailedPrecondition, NotFound, Unavailable
 
 # Advisory-lock class of blob keys (the two-int form: a key space apart from every other lock).

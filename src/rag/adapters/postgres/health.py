@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import ConnectionPool
 
 from rag.core.errors import RagError
 
 log = logging.getLogger(__name__)
 
 
-async def database_ready(pool: AsyncConnectionPool[Any], timeout_s: float = 2.0) -> bool:
-    """True when a pooled connection answers a query within ``timeout_s``."""
+async def database_ready(pool: ConnectionPool[Any], timeout_s: float = 2.0) -> bool:
+    """True when a pooled connection answers a query within ``timeout_s`` (the checkout's wait;
+    the query runs in a worker thread)."""
+
+    def ping() -> None:
+        with pool.connection(timeout=timeout_s) as conn:
+            conn.execute("SELECT 1")
+
     try:
-        async with pool.connection(timeout=timeout_s) as conn:
-            await conn.execute("SELECT 1")
+        await asyncio.to_thread(ping)
     except (RagError, psycopg.Error) as exc:  # translated by the pool, or a pool of another kind
         log.info("database not ready: %s", exc)
         return False

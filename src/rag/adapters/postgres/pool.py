@@ -28,13 +28,13 @@ to grow, so the first one after the server's return connects and goes through.
 from __future__ import annotations
 
 import select
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from pgvector.psycopg import register_vector, register_vector_async
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rag.adapters.postgres.errors import database_errors
 from rag.core.errors import Unavailable
@@ -68,7 +68,7 @@ def _first_wait(budget: float) -> float:
     return min(budget, UNREACHABLE_WAIT_S)
 
 
-def _has_news(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+def _has_news(conn: psycopg.Connection[Any]) -> bool:
     """Whether an idle connection is closed or its socket is readable (an error, a close)."""
     if conn.closed:
         return True
@@ -125,55 +125,6 @@ class TranslatingPool(ConnectionPool):
             yield conn
 
 
-class TranslatingAsyncPool(AsyncConnectionPool):
-    """An :class:`AsyncConnectionPool` whose connections raise :mod:`rag.core.errors` and are
-    checked on checkout (see the module doc)."""
-
-    def __init__(
-        self,
-        *args: Any,
-        configure: Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._reachability = _Reachability()
-
-        async def configured(conn: psycopg.AsyncConnection[Any]) -> None:
-            if configure is not None:
-                await configure(conn)
-            self._reachability.connected(self._connection_errors())
-
-        super().__init__(*args, check=self._check_on_checkout, configure=configured, **kwargs)
-
-    def _connection_errors(self) -> int:
-        return self.get_stats().get("connections_errors", 0)
-
-    async def getconn(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:
-        budget = self.timeout if timeout is None else timeout
-        first = _first_wait(budget)
-        try:
-            return await super().getconn(first)
-        except PoolTimeout:
-            if first >= budget or self._reachability.down(self._connection_errors()):
-                raise
-        return await super().getconn(budget - first)
-
-    async def _check_on_checkout(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if not _has_news(conn):
-            return
-        try:
-            await AsyncConnectionPool.check_connection(conn)
-        except psycopg.Error:
-            self._reachability.lost()
-            await self.check()
-            raise
-
-    @asynccontextmanager
-    async def connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        with database_errors():
-            async with super().connection(timeout) as conn:
-                yield conn
-
-
 def _kwargs(settings: Settings, name: str) -> dict[str, object]:
     return {
         "connect_timeout": 10,
@@ -191,12 +142,8 @@ def _configure(conn: psycopg.Connection) -> None:
     register_vector(conn)
 
 
-async def _configure_async(conn: psycopg.AsyncConnection) -> None:
-    await register_vector_async(conn)
-
-
 def _sizing(settings: Settings, name: str, *, autocommit: bool = False) -> dict[str, Any]:
-    """What both pools share: ``max_size`` = pool size + overflow, timeout, recycling."""
+    """``max_size`` = pool size + overflow, timeout, recycling."""
     return {
         "max_size": settings.DATABASE_POOL_SIZE + settings.DATABASE_POOL_MAX_OVERFLOW,
         "timeout": settings.DATABASE_POOL_TIMEOUT,
@@ -207,14 +154,22 @@ def _sizing(settings: Settings, name: str, *, autocommit: bool = False) -> dict[
 
 
 def create_pool(
-    settings: Settings, *, min_size: int = 1, name: str = "rag", autocommit: bool = False
+    settings: Settings,
+    *,
+    min_size: int = 1,
+    name: str = "rag",
+    autocommit: bool = False,
+    wait: bool = False,
 ) -> ConnectionPool:
-    """A blocking pool (Airflow tasks, CLIs, the services' blocking repositories).
+    """A blocking pool: Airflow tasks, CLIs, and the gRPC services, which call it from worker
+    threads (``asyncio.to_thread``), the one way the API reaches PostgreSQL.
 
     ``autocommit`` pools suit read paths of single statements (search): no BEGIN and COMMIT
     round trips around each query; a block that needs atomicity opens ``conn.transaction()``.
+    With ``wait``, the pool's first ``min_size`` connections must connect within
+    ``DATABASE_POOL_TIMEOUT`` (a service's start-up), else :class:`Unavailable`.
     """
-    return TranslatingPool(
+    pool = TranslatingPool(
         settings.DATABASE_URL,
         min_size=min_size,
         configure=_configure,
@@ -222,25 +177,12 @@ def create_pool(
         open=True,
         **_sizing(settings, name, autocommit=autocommit),
     )
-
-
-async def create_async_pool(
-    settings: Settings, *, min_size: int = 2, name: str = "rag-async"
-) -> AsyncConnectionPool:
-    """The gRPC services' pool; :class:`Unavailable` when PostgreSQL does not answer in time."""
-    pool = TranslatingAsyncPool(
-        settings.DATABASE_URL,
-        min_size=min_size,
-        configure=_configure_async,
-        name=name,
-        open=False,
-        **_sizing(settings, name),
-    )
-    try:
-        await pool.open(wait=True, timeout=settings.DATABASE_POOL_TIMEOUT)
-    except PoolTimeout:
-        await pool.close()
-        raise Unavailable(
-            f"PostgreSQL did not answer within {settings.DATABASE_POOL_TIMEOUT:g} s (DATABASE_URL)"
-        ) from None
+    if wait:
+        try:
+            pool.wait(timeout=settings.DATABASE_POOL_TIMEOUT)
+        except PoolTimeout:
+            pool.close()
+            raise Unavailable(
+                f"PostgreSQL did not answer within {settings.DATABASE_POOL_TIMEOUT:g} s (DATABASE_URL)"
+            ) from None
     return pool

@@ -7,18 +7,22 @@ Bound parameters only. Driver errors become :mod:`rag.core.errors` here: a dupli
 Disabling an account or changing its role or tenant raises its ``token_version`` (a trigger
 of migration 0008 does, whoever runs the UPDATE); :meth:`UserRepository.revoke_tokens` raises
 it directly. Either way every token issued before stops working (SPEC §4).
+
+The methods are coroutines (the authenticator's port is async); each runs its statements on
+the process's blocking pool in a worker thread, the one way the API reaches PostgreSQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import ConnectionPool
 
 from rag.core.auth import Role, validate_tenant, validate_username
 from rag.core.authentication import UserAccount
@@ -65,37 +69,47 @@ def _account(row: dict[str, Any]) -> UserAccount:
 
 
 class UserRepository:
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
         self._pool = pool
 
     async def add(self, username: str, password_hash: str, role: Role, tenant: str) -> UserAccount:
         validate_username(username)
         validate_tenant(tenant)
-        async with self._cursor() as cur:
-            try:
-                await cur.execute(_INSERT, (username, password_hash, role.value, tenant))
-            except pg_errors.UniqueViolation:
-                raise AlreadyExists(f"the user {username!r} exists already") from None
-            except pg_errors.ForeignKeyViolation:
-                raise InvalidInput(f"unknown role {role.value!r}", field="role") from None
-            except pg_errors.CheckViolation as exc:
-                raise InvalidInput(f"refused by the users table: {exc.diag.constraint_name}") from None
-            row = await cur.fetchone()
-        assert row is not None
-        return _account(row)
+
+        def insert() -> UserAccount:
+            with self._cursor() as cur:
+                try:
+                    cur.execute(_INSERT, (username, password_hash, role.value, tenant))
+                except pg_errors.UniqueViolation:
+                    raise AlreadyExists(f"the user {username!r} exists already") from None
+                except pg_errors.ForeignKeyViolation:
+                    raise InvalidInput(f"unknown role {role.value!r}", field="role") from None
+                except pg_errors.CheckViolation as exc:
+                    raise InvalidInput(f"refused by the users table: {exc.diag.constraint_name}") from None
+                row = cur.fetchone()
+            assert row is not None
+            return _account(row)
+
+        return await _in_thread(insert)
 
     async def get(self, username: str) -> UserAccount | None:
-        async with self._cursor() as cur:
-            await cur.execute(_SELECT_ONE, (username,))
-            row = await cur.fetchone()
-        return _account(row) if row else None
+        def select() -> UserAccount | None:
+            with self._cursor() as cur:
+                cur.execute(_SELECT_ONE, (username,))
+                row = cur.fetchone()
+            return _account(row) if row else None
+
+        return await _in_thread(select)
 
     async def list(self, tenant: str | None = None) -> list[UserAccount]:
         """Every user, or the users of ``tenant``, by tenant and name."""
-        async with self._cursor() as cur:
-            await cur.execute(_SELECT_MANY, {"tenant": tenant})
-            rows = await cur.fetchall()
-        return [_account(row) for row in rows]
+
+        def select() -> list[UserAccount]:
+            with self._cursor() as cur:
+                cur.execute(_SELECT_MANY, {"tenant": tenant})
+                return [_account(row) for row in cur.fetchall()]
+
+        return await _in_thread(select)
 
     async def set_disabled(self, username: str, disabled: bool) -> None:
         await self._update(_SET_DISABLED, username, disabled)
@@ -113,33 +127,51 @@ class UserRepository:
 
     async def revoke_tokens(self, username: str) -> int:
         """End every token issued to the user so far; the new token version."""
-        async with self._cursor() as cur:
-            await cur.execute(_REVOKE_TOKENS, (username,))
-            row = await cur.fetchone()
+
+        def revoke() -> dict[str, Any] | None:
+            with self._cursor() as cur:
+                cur.execute(_REVOKE_TOKENS, (username,))
+                return cur.fetchone()
+
+        row = await _in_thread(revoke)
         if row is None:
             raise NotFound(f"no user named {username!r}")
         return int(row["token_version"])
 
     async def token_version(self, username: str) -> int:
         """The user's token version (a deleted user's: the one after its last); 0 for an unknown user."""
-        async with self._cursor() as cur:
-            await cur.execute(_SELECT_TOKEN_VERSION, {"username": username})
-            row = await cur.fetchone()
+
+        def select() -> dict[str, Any] | None:
+            with self._cursor() as cur:
+                cur.execute(_SELECT_TOKEN_VERSION, {"username": username})
+                return cur.fetchone()
+
+        row = await _in_thread(select)
         return int(row["token_version"]) if row else 0
 
     async def _update(self, query: str, username: str, value: object) -> None:
-        async with self._cursor() as cur:
-            try:
-                await cur.execute(query, (value, username))
-            except pg_errors.ForeignKeyViolation:
-                raise InvalidInput(f"unknown role {value!r}", field="role") from None
-            except pg_errors.CheckViolation as exc:
-                raise InvalidInput(f"refused by the users table: {exc.diag.constraint_name}") from None
-            if cur.rowcount == 0:
-                raise NotFound(f"no user named {username!r}")
+        def update() -> int:
+            with self._cursor() as cur:
+                try:
+                    cur.execute(query, (value, username))
+                except pg_errors.ForeignKeyViolation:
+                    raise InvalidInput(f"unknown role {value!r}", field="role") from None
+                except pg_errors.CheckViolation as exc:
+                    raise InvalidInput(f"refused by the users table: {exc.diag.constraint_name}") from None
+                return cur.rowcount
 
-    @asynccontextmanager
-    async def _cursor(self) -> AsyncIterator[psycopg.AsyncCursor[dict[str, Any]]]:
+        if await _in_thread(update) == 0:
+            raise NotFound(f"no user named {username!r}")
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
         """A cursor in a transaction that commits on success (the pool translates driver errors)."""
-        async with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             yield cur
+
+
+T = TypeVar("T")
+
+
+async def _in_thread(call: Callable[[], T]) -> T:
+    return await asyncio.to_thread(call)

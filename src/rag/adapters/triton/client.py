@@ -32,15 +32,9 @@ from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, InferInput, InferRequestedO
 from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException
 
-from rag.core.errors import (
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidInput,
-    Overloaded,
-    RagError,
-    Unavailable,
-)
-from rag.core.ports import Priority as Priority
+from rag.adapters.triton.errors import translate, without_stub_traceback
+from rag.core.errors import DeadlineExceeded, FailedPrecondition, Unavailable
+from rag.core.ports import Priority
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,33 +64,6 @@ class TritonOptions:
             ("grpc.initial_reconnect_backoff_ms", int(self.reconnect_backoff_max_s * 250)),
             ("grpc.max_reconnect_backoff_ms", int(self.reconnect_backoff_max_s * 1000)),
         ]
-
-
-def translate(exc: InferenceServerException, *, model: str) -> RagError:
-    """Triton's error -> the taxonomy, with a message that says what to do."""
-    status = str(exc.status() or "")
-    message = exc.message() or str(exc)
-    if "UNAVAILABLE" in status:
-        return Unavailable(f"Triton is unreachable ({message}); is the inference server running?")
-    if "DEADLINE_EXCEEDED" in status or "Deadline Exceeded" in message:
-        return DeadlineExceeded(f"Triton model {model} did not answer within the deadline")
-    if "RESOURCE_EXHAUSTED" in status:
-        return Overloaded(f"Triton model {model} is overloaded: {message}")
-    if "INVALID_ARG" in status:
-        return InvalidInput(f"Triton model {model} rejected the request: {message}")
-    if (
-        "unknown model" in message
-        or "is not ready" in message
-        or "no available versions" in message
-        or "NOT_FOUND" in status
-    ):
-        # Transient for a caller: Triton (re)starting loads its models one by one (`make up`,
-        # a promotion); a model missing for good shows in Triton's health and the message.
-        return Unavailable(
-            f"Triton model {model} is not loaded or not ready (loading after a restart?): {message};"
-            " retry shortly"
-        )
-    return Unavailable(f"Triton model {model} failed: {message}")
 
 
 class TritonClient:
@@ -194,7 +161,7 @@ class TritonClient:
         try:
             await asyncio.wait_for(self._client.load_model(model, client_timeout=deadline), deadline)
         except InferenceServerException as exc:
-            reason = _without_stub_traceback(exc.message() or str(exc))
+            reason = without_stub_traceback(exc.message() or str(exc))
             raise FailedPrecondition(f"Triton could not load model {model}: {reason}") from None
 
     async def unload_model(self, model: str, timeout: float | None = 60.0) -> None:
@@ -378,63 +345,7 @@ async def _end_quietly(stream: Any, timeout_s: float = 5.0) -> None:
         stream.cancel()
 
 
-def _without_stub_traceback(message: str) -> str:
-    """Triton's load error without the Python backend stub's traceback (``\n\nAt:\n ...``)."""
-    return message.split("\n\nAt:", 1)[0].strip().rstrip(";").strip()
-
-
 def _tensor(name: str, data: NDArray[Any], dtype: str) -> InferInput:
     tensor = InferInput(name, list(data.shape), dtype)
     tensor.set_data_from_numpy(data)
     return tensor
-
-
-class BlockingTriton:
-    """The async client behind a blocking facade, for Airflow tasks and CLIs.
-
-    Owns one event loop in a daemon thread (and so one gRPC channel) for its lifetime.
-    """
-
-    def __init__(self, options: TritonOptions) -> None:
-        import threading
-
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="triton-client", daemon=True)
-        self._thread.start()
-        self.client: TritonClient = self._run(self._create(options))
-
-    @staticmethod
-    async def _create(options: TritonOptions) -> TritonClient:
-        return TritonClient(options)
-
-    def _run(self, coroutine: Awaitable[T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
-
-    def embed(
-        self, texts: Sequence[str], *, priority: Priority = Priority.BATCH, timeout: float | None = None
-    ) -> FloatArray:
-        return self._run(self.client.embed(texts, priority=priority, timeout=timeout))
-
-    def model_ready(self, model: str, version: str = "") -> bool:
-        return self._run(self.client.model_ready(model, version))
-
-    def repository_index(self) -> list[dict[str, Any]]:
-        return self._run(self.client.repository_index())
-
-    def model_metadata(self, model: str) -> dict[str, Any]:
-        return self._run(self.client.model_metadata(model))
-
-    def load_model(self, model: str, timeout: float | None = 600.0) -> None:
-        self._run(self.client.load_model(model, timeout=timeout))
-
-    def close(self) -> None:
-        if self._loop.is_running():
-            self._run(self.client.close())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> BlockingTriton:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
