@@ -31,13 +31,13 @@ class Ingestion:
 
 @contextmanager
 def ingestion(settings: Settings) -> Iterator[Ingestion]:
-    """Intake and Pipeline wired like ``RagHook.pipeline`` (Triton batch priority, default chunking)."""
+    """Intake and the pipeline the DAG's hook builds (:func:`rag.ingestion.assembly.build_pipeline`),
+    with the default chunking."""
     from rag.adapters.objectstore import BlobStore
-    from rag.adapters.postgres.indexes import IndexRegistry
     from rag.adapters.postgres.pool import create_pool
     from rag.adapters.triton import BlockingTriton, TritonOptions
-    from rag.core.ports import Priority
-    from rag.models import artifacts
+    from rag.core.chunking import ChunkingOptions
+    from rag.ingestion.assembly import build_pipeline
     from rag.parsing.isolation import ParserPool
     from rag.parsing.limits import ParseLimits
 
@@ -46,22 +46,15 @@ def ingestion(settings: Settings) -> Iterator[Ingestion]:
         BlockingTriton(TritonOptions(settings.TRITON_GRPC_URL, timeout_s=300.0)) as triton,
         ParserPool(ParseLimits.from_settings(settings)) as parsers,
     ):
-        registry = IndexRegistry(pool)
-        active = registry.active()
-        if active is None:
-            path = artifacts.default_embedder_path()
-            active = registry.ensure_active(
-                artifacts.model_version(path, artifacts.DEFAULT_EMBEDDER_NAME), 384
-            )
         blobs = BlobStore(settings)
         documents = DocumentRepository(pool)
-        pipeline = Pipeline(
-            documents=documents,
+        pipeline = build_pipeline(
+            pool=pool,
             blobs=blobs,
             bucket=settings.S3_BUCKET_DOCUMENTS,
-            embed=lambda texts: triton.embed(texts, priority=Priority.BATCH),
+            triton=triton,
             parser=parsers,
-            model_version=active.model_version,
+            chunking=ChunkingOptions(),
         )
         yield Ingestion(pool, documents, Intake(documents, blobs, settings.S3_BUCKET_DOCUMENTS), pipeline)
 
