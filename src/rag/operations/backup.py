@@ -41,7 +41,7 @@ from rag.adapters.postgres.backups import (
     table_inventory,
 )
 from rag.core.errors import NotFound, RagError, Unavailable
-from rag.operations.streams import upload_produced
+from rag.operations.streams import exit_and_stderr, upload_produced
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,10 +102,8 @@ def _dump(argv: list[str], env: dict[str, str], filename: str) -> Any:
                 except BaseException:
                     proc.kill()
                     raise
-                code = proc.wait()
+                code, message = exit_and_stderr(proc, stderr)
             if code != 0:
-                stderr.seek(0)
-                message = stderr.read().decode(errors="replace").strip()[-2000:]
                 raise Unavailable(f"pg_dump exited with {code}: {message}")
 
     return produce

@@ -43,6 +43,7 @@ from rag.adapters.postgres.housekeeping import vacuum_analyze
 from rag.core.errors import FailedPrecondition
 from rag.operations.restore_checks import fetch_checked, sample_search, verify
 from rag.operations.restore_plan import RestorePlan
+from rag.operations.streams import exit_and_stderr
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,8 @@ class Restorer:
             except BaseException:
                 proc.kill()
                 raise
-            code = proc.wait()
+            code, message = exit_and_stderr(proc, stderr)
             if code != 0:
-                stderr.seek(0)
-                message = stderr.read().decode(errors="replace").strip()[-2000:]
                 hint = (
                     f"; {ADMIN_HINT}" if "permission denied" in message or "must be owner" in message else ""
                 )

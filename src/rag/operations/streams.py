@@ -2,7 +2,9 @@
 
 Backups never land on local disk: the producer (pg_dump through gzip, or tar) writes into a
 pipe from a thread while the multipart upload reads the other end, so memory holds only a few
-upload parts and no temp file is left behind, whatever fails.
+upload parts and no temp file is left behind, whatever fails. The other end of a restore pipes
+a dump into psql; both report a failed tool by its exit status and the tail of its stderr
+(:func:`exit_and_stderr`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +21,14 @@ from typing import IO
 from rag.adapters.objectstore import BlobStore
 
 Producer = Callable[[IO[bytes]], None]
+STDERR_TAIL_CHARS = 2000
+
+
+def exit_and_stderr(proc: subprocess.Popen[bytes], stderr: IO[bytes]) -> tuple[int, str]:
+    """Wait for ``proc``; its exit status and the end of what it wrote to the file ``stderr``."""
+    code = proc.wait()
+    stderr.seek(0)
+    return code, stderr.read().decode(errors="replace").strip()[-STDERR_TAIL_CHARS:]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ class _Mirror(Listener):
 
     def __init__(self) -> None:
         super().__init__(
-            "postgresql://test", application_name="test", reconnect_s=0.001, reconnect_max_s=0.001
+            conninfo="postgresql://test", application_name="test", reconnect_s=0.001, reconnect_max_s=0.001
         )
         self.events: list[str] = []
         self.second = asyncio.Event()

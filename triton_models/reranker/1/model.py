@@ -13,11 +13,8 @@ from typing import Any
 
 import triton_python_backend_utils as pb_utils
 
-# Set before torch loads GNU OpenMP: its threads sleep between requests instead of spinning for
-# milliseconds after each one. Requests here are short bursts on cores shared with PostgreSQL and
-# the API; spinning cost 16 ms of CPU per query (bench.latency, 2 cores) and capped throughput
-# under concurrency. The generator keeps the default: its decoding loop runs parallel regions
-# back to back, where spinning pays. An OMP_WAIT_POLICY in Triton's environment wins.
+# OpenMP threads sleep between requests, as in the embedder (its model.py says why); set before
+# torch loads. An OMP_WAIT_POLICY in Triton's environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:

@@ -23,6 +23,7 @@ from psycopg_pool import ConnectionPool
 
 from rag.adapters.postgres.chunks import DocumentChunks
 from rag.adapters.postgres.claims import DocumentClaims
+from rag.adapters.postgres.rows import from_row
 from rag.core.documents import ADVANCES_FROM, DocumentRecord, DocumentStatus, Received
 from rag.core.errors import FailedPrecondition, NotFound, Unavailable
 
@@ -66,24 +67,8 @@ _COLUMNS = sql.SQL(
 
 
 def _record(row: dict[str, Any]) -> DocumentRecord:
-    return DocumentRecord(
-        id=row["id"],
-        tenant=row["tenant"],
-        source_uri=row["source_uri"],
-        title=row["title"],
-        content_hash=row["content_hash"],
-        size_bytes=row["size_bytes"],
-        mime_type=row["mime_type"],
-        status=DocumentStatus(row["status"]),
-        error_reason=row["error_reason"],
-        attempts=row["attempts"],
-        embedding_model_version=row["embedding_model_version"],
-        blob_key=row["blob_key"],
-        metadata=dict(row["metadata"] or {}),
-        deadline_at=row["deadline_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        outage_retries=row["outage_retries"],
+    return from_row(
+        DocumentRecord, row, status=DocumentStatus(row["status"]), metadata=dict(row["metadata"] or {})
     )
 
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
 
@@ -59,6 +59,16 @@ async def listen(conninfo: str, channel: str, *, application_name: str) -> psyco
     return conn
 
 
+class ListenOptions(TypedDict, total=False):
+    """How a :class:`Listener` connects: the DSN (``None``: never listen, always read the
+    database), the connection's application name, and the reconnect back-off's bounds."""
+
+    conninfo: str | None
+    application_name: str
+    reconnect_s: float
+    reconnect_max_s: float
+
+
 class Listener(ABC):
     """The background task of a mirror: :meth:`_listen` keeps the LISTEN connection on
     ``channel`` (re-opening it after :class:`Reconnects` delays) and hands it to :meth:`_follow`;
@@ -68,12 +78,18 @@ class Listener(ABC):
     task_name = "listener"
     channel = ""
     changes = ""
+    default_application_name = "rag-listener"
 
     def __init__(
-        self, conninfo: str | None, *, application_name: str, reconnect_s: float, reconnect_max_s: float
+        self,
+        *,
+        conninfo: str | None = None,
+        application_name: str | None = None,
+        reconnect_s: float = 1.0,
+        reconnect_max_s: float = 15.0,
     ) -> None:
         self._conninfo = conninfo
-        self._application_name = application_name
+        self._application_name = application_name or self.default_application_name
         self._reconnects = Reconnects(reconnect_s, reconnect_max_s)
         self._listening = False
         self._task: asyncio.Task[None] | None = None

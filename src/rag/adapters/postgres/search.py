@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from rag.adapters.postgres.rows import from_row
 from rag.core.search import ChunkHit, Filters
 
 BM25_K1 = 1.2
@@ -169,8 +170,8 @@ class SearchRepository:
         with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 """
-                SELECT c.id, c.document_id, d.title, d.source_uri, c.text, c.heading, c.page,
-                       c.char_start, c.char_end,
+                SELECT c.id AS chunk_id, c.document_id, d.title AS document_title, d.source_uri, c.text,
+                       c.heading, c.page, c.char_start, c.char_end,
                        CASE WHEN %(vector)s::vector IS NULL THEN NULL
                             ELSE 1 - (c.embedding <=> %(vector)s::vector) END AS similarity
                 FROM chunks c JOIN documents d ON d.id = c.document_id
@@ -179,17 +180,8 @@ class SearchRepository:
                 {"ids": chunk_ids, "tenant": tenant, "vector": vector},
             )
             return {
-                row["id"]: ChunkHit(
-                    chunk_id=row["id"],
-                    document_id=row["document_id"],
-                    document_title=row["title"],
-                    source_uri=row["source_uri"],
-                    text=row["text"],
-                    heading=row["heading"],
-                    page=row["page"],
-                    char_start=row["char_start"],
-                    char_end=row["char_end"],
-                    similarity=None if row["similarity"] is None else float(row["similarity"]),
+                row["chunk_id"]: from_row(
+                    ChunkHit, row, similarity=None if row["similarity"] is None else float(row["similarity"])
                 )
                 for row in cur.fetchall()
             }

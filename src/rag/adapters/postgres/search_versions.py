@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 from prometheus_client import Counter
 from psycopg_pool import ConnectionPool
 
-from rag.adapters.postgres.listening import Listener
+from rag.adapters.postgres.listening import Listener, ListenOptions
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +41,12 @@ class SearchVersions(Listener):
     task_name = "search-versions-listener"
     channel = CHANNEL
     changes = "search changes"
+    default_application_name = "rag-search-versions"
 
     def __init__(
-        self,
-        pool: ConnectionPool,
-        *,
-        conninfo: str | None = None,
-        max_age_s: float = 60.0,
-        reconnect_s: float = 1.0,
-        reconnect_max_s: float = 15.0,
-        application_name: str = "rag-search-versions",
+        self, pool: ConnectionPool, *, max_age_s: float = 60.0, **listen: Unpack[ListenOptions]
     ) -> None:
-        super().__init__(
-            conninfo,
-            application_name=application_name,
-            reconnect_s=reconnect_s,
-            reconnect_max_s=reconnect_max_s,
-        )
+        super().__init__(**listen)
         self._pool = pool
         self._max_age_s = max_age_s
         self._epoch = 0

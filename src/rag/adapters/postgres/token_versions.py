@@ -16,12 +16,12 @@ connection costs speed, never a revoked token getting through.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 from prometheus_client import Counter
 
-from rag.adapters.postgres.listening import Listener
+from rag.adapters.postgres.listening import Listener, ListenOptions
 from rag.adapters.postgres.users import UserRepository
 
 log = logging.getLogger(__name__)
@@ -44,23 +44,12 @@ class TokenVersionMap(Listener):
     task_name = "token-versions-listener"
     channel = CHANNEL
     changes = "token version changes"
+    default_application_name = "rag-token-versions"
 
     def __init__(
-        self,
-        users: UserRepository,
-        *,
-        conninfo: str | None = None,
-        reload_s: float = 300.0,
-        reconnect_s: float = 1.0,
-        reconnect_max_s: float = 15.0,
-        application_name: str = "rag-token-versions",
+        self, users: UserRepository, *, reload_s: float = 300.0, **listen: Unpack[ListenOptions]
     ) -> None:
-        super().__init__(
-            conninfo,
-            application_name=application_name,
-            reconnect_s=reconnect_s,
-            reconnect_max_s=reconnect_max_s,
-        )
+        super().__init__(**listen)
         self._users = users
         self._reload_s = reload_s
         self._versions: dict[str, int] = {}  # username -> version, only those above 0

@@ -24,6 +24,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from rag.adapters.postgres.rows import from_row
 from rag.core.auth import Role, validate_tenant, validate_username
 from rag.core.authentication import UserAccount
 from rag.core.errors import AlreadyExists, InvalidInput, NotFound
@@ -57,15 +58,7 @@ _REVOKE_TOKENS = (
 
 
 def _account(row: dict[str, Any]) -> UserAccount:
-    return UserAccount(
-        username=row["username"],
-        tenant=row["tenant"],
-        role=Role(row["role"]),
-        password_hash=row["password_hash"],
-        disabled=row["disabled"],
-        created_at=row["created_at"],
-        token_version=row["token_version"],
-    )
+    return from_row(UserAccount, row, role=Role(row["role"]))
 
 
 class UserRepository:

@@ -147,14 +147,7 @@ class TritonClient:
 
     async def model_metadata(self, model: str, timeout: float | None = None) -> dict[str, Any]:
         """Triton's metadata of ``model``: its served ``versions``, inputs and outputs."""
-
-        async def attempt() -> dict[str, Any]:
-            metadata = await self._client.get_model_metadata(
-                model, as_json=True, client_timeout=self._timeout(timeout)
-            )
-            return dict(metadata)
-
-        return await self._call(model, attempt, timeout)
+        return await self._json(model, self._client.get_model_metadata, timeout)
 
     async def load_model(self, model: str, timeout: float | None = 300.0) -> None:
         deadline = timeout or self.options.timeout_s
@@ -171,11 +164,16 @@ class TritonClient:
             raise translate(exc, model=model) from None
 
     async def statistics(self, model: str, timeout: float | None = None) -> dict[str, Any]:
+        """Triton's inference statistics of ``model`` (counts, queue and compute times)."""
+        return await self._json(model, self._client.get_inference_statistics, timeout)
+
+    async def _json(
+        self, model: str, fetch: Callable[..., Awaitable[Any]], timeout: float | None
+    ) -> dict[str, Any]:
+        """One of Triton's per-model JSON documents, with the client's deadline and retries."""
+
         async def attempt() -> dict[str, Any]:
-            stats = await self._client.get_inference_statistics(
-                model, as_json=True, client_timeout=self._timeout(timeout)
-            )
-            return dict(stats)
+            return dict(await fetch(model, as_json=True, client_timeout=self._timeout(timeout)))
 
         return await self._call(model, attempt, timeout)
 
