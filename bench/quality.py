@@ -28,9 +28,10 @@ import grpc
 from psycopg_pool import ConnectionPool
 
 from bench import beir, report
-from bench.metrics import documents_from_chunks, evaluate, write_trec_run
+from bench.metrics import write_trec_run
 from bench.target import Target, client_for, connect, stack_parser
 from rag.settings import Settings
+from rag.training.metrics import documents_from_chunks, evaluate
 
 DEFAULT_DATA = beir.default_data()
 TOP_K = 100

@@ -139,7 +139,12 @@ async def application(
         await token_versions.start()
         await history.start()
         retrieval = RetrievalService(
-            pool=search_pool, triton=triton, cache=cache, versions=versions, history=history
+            pool=search_pool,
+            triton=triton,
+            cache=cache,
+            versions=versions,
+            history=history,
+            rerank_depth=settings.RERANK_DEPTH,
         )
         intake = Intake(
             documents,

@@ -125,6 +125,22 @@ class RagHook(BaseHook):
             document_ids, lambda: self.pipeline(chunking, max_attempts=max_attempts, owner=owner)
         )
 
+    def train_reranker(self, params: dict[str, Any], *, username: str) -> dict[str, Any]:
+        """:func:`rag.modelops.training_assembly.train_reranker` over this hook's connections."""
+        from rag.modelops.training_assembly import train_reranker
+
+        return train_reranker(
+            params, pool=self.pool, triton=self.triton, settings=self.settings, username=username
+        )
+
+    def promote_reranker(self, trained: dict[str, Any], *, margin: float) -> dict[str, Any]:
+        """:func:`rag.modelops.training_assembly.promote_reranker` over this hook's connections."""
+        from rag.modelops.training_assembly import promote_reranker
+
+        return promote_reranker(
+            trained, margin=margin, pool=self.pool, triton=self.triton, settings=self.settings
+        )
+
     def admin_dsn(self, conn_id: str = ADMIN_DB_CONN_ID) -> str | None:
         """The admin connection's DSN, or None when Airflow has no such connection."""
         from airflow.sdk.exceptions import AirflowNotFoundException

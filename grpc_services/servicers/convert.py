@@ -52,7 +52,7 @@ def search_request(
     query: str,
     top_k: int,
     filters: common_pb2.SearchFilters,
-    rerank: bool = False,
+    rerank: bool | None = None,
     mode: int = search_pb2.SEARCH_MODE_UNSPECIFIED,
 ) -> SearchRequest:
     return SearchRequest.validated(

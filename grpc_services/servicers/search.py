@@ -24,7 +24,7 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
             query=request.query,
             top_k=request.top_k,
             filters=request.filters,
-            rerank=request.rerank,
+            rerank=request.rerank if request.HasField("rerank") else None,
             mode=request.mode,
         )
         remaining = context.time_remaining()

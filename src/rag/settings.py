@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     TRITON_HTTP_URL: str = "http://127.0.0.1:28000"
     TRITON_MODEL_REPOSITORY: Path = Path("triton_models")
     TRITON_TIMEOUT_S: float = Field(30.0, gt=0)
+    # Fused candidates the reranker reorders per search (the rest follow in fused order); the
+    # trainings judge a reranker at the same depth. See the README's "Learned relevance".
+    RERANK_DEPTH: int = Field(30, ge=1, le=100)
 
     # MLflow and Airflow
     MLFLOW_ENABLED: bool = True

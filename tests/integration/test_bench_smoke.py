@@ -21,13 +21,14 @@ from psycopg_pool import ConnectionPool
 
 from bench import beir
 from bench.indexing import Ingestion, ingest_texts
-from bench.metrics import evaluate, read_trec_run
+from bench.metrics import read_trec_run
 from bench.quality import beir_ids, evaluate_modes, reranker_loaded, source_uri
 from grpc_services.app import application
 from rag.adapters.postgres.documents import DocumentRepository
 from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
 from rag.settings import Settings
+from rag.training.metrics import evaluate
 from tests.fixtures.beir import write_beir
 from tests.fixtures.grpc_server import EventLoopThread, running_server
 

@@ -351,6 +351,7 @@ class FakeModels:
     embedded: list[str] = field(default_factory=list)
     reranked: list[list[str]] = field(default_factory=list)
     prompts: list[str] = field(default_factory=list)
+    reranker_serves: bool = False
 
     async def embed(
         self, texts: Sequence[str], *, priority: Priority = Priority.INTERACTIVE, timeout: float | None = None
@@ -370,6 +371,9 @@ class FakeModels:
         return np.array(
             [self.scores.get(p, len(set(words(query)) & set(words(p)))) for p in passages], dtype=np.float32
         )
+
+    async def can_rerank(self) -> bool:
+        return self.reranker_serves
 
     async def generate(
         self,

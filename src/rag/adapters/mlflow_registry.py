@@ -156,14 +156,16 @@ class ModelRegistry:
         *,
         tags: Mapping[str, str],
         description: str = "",
+        run_id: str | None = None,
     ) -> ModelVersionInfo:
         """Upload the MLflow model folder ``model_dir`` as a logged model and register it as
-        the next version of ``name`` with ``tags``."""
+        the next version of ``name`` with ``tags``; ``run_id`` links it to the training run
+        that produced it."""
         self.ensure_registered_model(name)
         experiment = self._experiment()
         with translated(f"a new version of {name}", self.uri):
             logged = self._client.create_logged_model(
-                experiment, name=name, tags=dict(tags), model_type=tags.get("kind")
+                experiment, name=name, tags=dict(tags), model_type=tags.get("kind"), source_run_id=run_id
             )
             try:
                 self._client.log_model_artifacts(logged.model_id, str(model_dir))
@@ -177,6 +179,7 @@ class ModelRegistry:
                 tags=dict(tags),
                 description=description or None,
                 model_id=logged.model_id,
+                run_id=run_id,
             )
         return self.version(name, str(version.version))
 
@@ -225,6 +228,37 @@ class ModelRegistry:
                 artifact_uri=location, dst_path=str(target), tracking_uri=self.uri
             )
         return Path(local)
+
+    # -- training runs --------------------------------------------------------------------------
+    def start_run(self, run_name: str, *, params: Mapping[str, object], tags: Mapping[str, str]) -> str:
+        """A new run in the experiment, with its parameters logged; returns its id."""
+        with translated(f"a new run {run_name}", self.uri):
+            run = self._client.create_run(self._experiment(), run_name=run_name, tags=dict(tags))
+            run_id = str(run.info.run_id)
+            for key, value in params.items():
+                self._client.log_param(run_id, key, str(value))
+        return run_id
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        with translated(f"metrics of run {run_id}", self.uri):
+            for key, value in metrics.items():
+                self._client.log_metric(run_id, key, float(value), step=step)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        with translated(f"an artifact of run {run_id}", self.uri):
+            self._client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+    def set_run_tag(self, run_id: str, key: str, value: str) -> None:
+        with translated(f"a tag of run {run_id}", self.uri):
+            self._client.set_tag(run_id, key, value)
+
+    def end_run(self, run_id: str, *, failed: bool = False) -> None:
+        with translated(f"run {run_id}", self.uri):
+            self._client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        with translated(f"a tag of version {version} of {name}", self.uri):
+            self._client.set_model_version_tag(name, version, key, value)
 
     # -- webhooks -------------------------------------------------------------------------------
     def subscribe(self, hook_name: str, url: str, events: list[str], secret: str) -> str:

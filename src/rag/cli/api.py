@@ -206,7 +206,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     search.add_argument("query")
     search.add_argument("--top-k", type=int, default=5)
     search.add_argument("--mode", choices=["hybrid", "dense", "fulltext"], default="hybrid")
-    search.add_argument("--rerank", action="store_true")
+    search.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rerank with the cross-encoder (default: when a reranker serves)",
+    )
     ask = command("ask", "ask a question; the answer streams, then its citations", _ask)
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, default=5)

@@ -172,17 +172,20 @@ class RagClient:
         *,
         top_k: int = 5,
         mode: str = "hybrid",
-        rerank: bool = False,
+        rerank: bool | None = None,
         document_ids: Sequence[str] = (),
     ) -> search_pb2.SearchResponse:
+        """``rerank`` None: the server's default (rerank when a reranker serves)."""
+        request = search_pb2.SearchRequest(
+            query=query,
+            top_k=top_k,
+            mode=MODES[mode],
+            filters=common_pb2.SearchFilters(document_ids=list(document_ids)),
+        )
+        if rerank is not None:
+            request.rerank = rerank
         return self._search.Search(
-            search_pb2.SearchRequest(
-                query=query,
-                top_k=top_k,
-                mode=MODES[mode],
-                rerank=rerank,
-                filters=common_pb2.SearchFilters(document_ids=list(document_ids)),
-            ),
+            request,
             metadata=self._metadata(),
             timeout=self.timeout_s,
         )

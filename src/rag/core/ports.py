@@ -217,6 +217,10 @@ class QueryModels(Protocol):
         """Relevance scores, one per passage (higher is more relevant)."""
         ...
 
+    async def can_rerank(self) -> bool:
+        """Whether a reranker serves now (searches rerank by default when one does)."""
+        ...
+
 
 class TextGenerator(Protocol):
     """The generator model: an answer's tokens as they are produced."""

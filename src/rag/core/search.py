@@ -30,7 +30,8 @@ class SearchRequest:
     query: str
     top_k: int = DEFAULT_TOP_K
     mode: SearchMode = SearchMode.HYBRID
-    rerank: bool = False
+    # None: rerank when a reranker serves (RetrievalService decides, per search).
+    rerank: bool | None = None
     document_ids: tuple[uuid.UUID, ...] = ()
     metadata: dict[str, str] = field(default_factory=dict)
     created_after: datetime | None = None
@@ -43,7 +44,7 @@ class SearchRequest:
         query: str,
         top_k: int | None = None,
         mode: SearchMode = SearchMode.HYBRID,
-        rerank: bool = False,
+        rerank: bool | None = None,
         document_ids: tuple[str, ...] = (),
         metadata: dict[str, str] | None = None,
         created_after: datetime | None = None,

@@ -27,7 +27,7 @@ import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,15 +104,22 @@ class ModelLifecycle:
         name: str | None = None,
         alias: str | None = None,
         description: str = "",
+        run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> ModelVersionInfo:
         """Register the weights at ``path`` (None: the packaged default) as a new version of
-        ``kind``'s registered model; ``alias`` "champion" also promotes it."""
+        ``kind``'s registered model; ``alias`` "champion" also promotes it. ``run_id`` links the
+        version to the training run that produced it; ``tags`` join the packaging's."""
         with tempfile.TemporaryDirectory(prefix="rag-register-") as tmp:
             packaged = packaging.package_model(
                 kind, path, Path(tmp) / "model", name=name, cache_dir=self.cache_dir
             )
             version = self.registry.create_version(
-                kind.registered_name, packaged.directory, tags=packaged.tags, description=description
+                kind.registered_name,
+                packaged.directory,
+                tags={**packaged.tags, **(tags or {})},
+                description=description,
+                run_id=run_id,
             )
         log.info(
             "registered %s version %s (%s)",

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 # rank in the twenties. On SciFact (809 train queries, bench.quality) k = 10 gave hybrid
 # nDCG@10 0.725 vs 0.715 at k = 60, and was the best k on each half of the queries alone.
 HYBRID_RRF_K = 10
+# How many fused candidates the cross-encoder reorders (settings: RERANK_DEPTH).
+DEFAULT_RERANK_DEPTH = 30
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class RetrievalService:
         versions: IndexVersions | None = None,
         history: QueryLog | None = None,
         pool: ConnectionPool | None = None,
+        rerank_depth: int = DEFAULT_RERANK_DEPTH,
     ) -> None:
         """``triton`` embeds and reranks queries. The search index, the versions and the query
         log not given are the PostgreSQL ones on ``pool`` (then required): versions read at
@@ -84,6 +87,7 @@ class RetrievalService:
         self.cache = cache
         self.versions = versions
         self.history = history
+        self.rerank_depth = rerank_depth
 
     async def _versions(self, tenant: str) -> tuple[str, int, str]:
         model_version, generation, epoch = await self.versions.current(tenant)
@@ -95,6 +99,8 @@ class RetrievalService:
         self, caller: Caller, request: SearchRequest, *, timeout: float | None = None
     ) -> SearchResult:
         began = time.perf_counter()
+        if request.rerank is None:  # the default: rerank when a reranker serves
+            request = replace(request, rerank=await self.triton.can_rerank())
         model_version, generation, epoch = await self._versions(caller.tenant)
         key = cache_key("search", [caller.tenant, generation, model_version, asdict(request)], epoch=epoch)
         # The query's embedding is cached on its own (the same text with other filters or
@@ -179,16 +185,7 @@ class RetrievalService:
                 [[i for i, _ in dense_hits], [i for i, _ in lexical_hits]], k=HYBRID_RRF_K
             )
         if request.rerank and ranked:
-            candidates = [i for i, _ in ranked[: max(request.top_k, min(50, 4 * request.top_k))]]
-            texts = await asyncio.to_thread(self.index.hits, candidates, tenant=tenant)
-            ordered = [i for i in candidates if i in texts]
-            scores = await self.triton.rerank(
-                request.query,
-                [texts[i].text for i in ordered],
-                priority=Priority.INTERACTIVE,
-                timeout=timeout,
-            )
-            ranked = sorted(zip(ordered, (float(x) for x in scores), strict=True), key=lambda r: -r[1])
+            ranked = await self._rerank(request.query, ranked, tenant=tenant, timeout=timeout)
         top = ranked[: request.top_k]
         details = await asyncio.to_thread(self.index.hits, [i for i, _ in top], tenant=tenant, vector=vector)
         hits = tuple(
@@ -208,3 +205,21 @@ class RetrievalService:
             if i in details
         )
         return hits, vector
+
+    async def _rerank(
+        self, query: str, ranked: list[tuple[int, float]], *, tenant: str, timeout: float | None
+    ) -> list[tuple[int, float]]:
+        """The first ``rerank_depth`` candidates in the cross-encoder's order, the rest after them
+        in the search's order (as the trainings judge a reranker: rag.training.evaluation).
+        Scores stay "higher is better" across the whole list: the rest rank below every
+        reranked score."""
+        head = [i for i, _ in ranked[: self.rerank_depth]]
+        texts = await asyncio.to_thread(self.index.hits, head, tenant=tenant)
+        ordered = [i for i in head if i in texts]
+        scores = await self.triton.rerank(
+            query, [texts[i].text for i in ordered], priority=Priority.INTERACTIVE, timeout=timeout
+        )
+        reranked = sorted(zip(ordered, (float(x) for x in scores), strict=True), key=lambda r: -r[1])
+        floor = min((s for _, s in reranked), default=0.0)
+        rest = [i for i, _ in ranked[self.rerank_depth :]]
+        return reranked + [(i, floor - n) for n, i in enumerate(rest, start=1)]

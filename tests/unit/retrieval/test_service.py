@@ -30,11 +30,17 @@ class Search:
     cache: FakeCache = field(default_factory=FakeCache)
     versions: FakeVersions = field(default_factory=FakeVersions)
     log: FakeQueryLog = field(default_factory=FakeQueryLog)
+    rerank_depth: int = 30
 
     @property
     def service(self) -> RetrievalService:
         return RetrievalService(
-            triton=self.models, cache=self.cache, index=self.index, versions=self.versions, history=self.log
+            triton=self.models,
+            cache=self.cache,
+            index=self.index,
+            versions=self.versions,
+            history=self.log,
+            rerank_depth=self.rerank_depth,
         )
 
     def __call__(
@@ -90,6 +96,27 @@ def test_reranking_orders_the_candidates_by_the_cross_encoders_scores(search: Se
     assert texts(result) == [A, C, B]
     assert [h.score for h in result.hits] == [9.0, 5.0, 2.0]  # 2.0: shared words, the fake's default
     assert sorted(search.models.reranked[0]) == sorted(c.text for c in search.index.chunks)
+
+
+def test_without_a_choice_a_search_reranks_exactly_when_a_reranker_serves(search: Search) -> None:
+    search.models.scores = {A: 9.0, C: 5.0}
+    assert texts(search(QUERY)) == [B, C, A]  # no reranker serves: plain hybrid
+    assert search.models.reranked == []
+    search.models.reranker_serves = True
+    assert texts(search(QUERY)) == [A, C, B]
+    assert texts(search(QUERY, rerank=False)) == [B, C, A]  # the caller's choice wins
+    assert len(search.models.reranked) == 1
+
+
+def test_only_the_first_rerank_depth_candidates_are_reranked_the_rest_follow_in_fused_order(
+    search: Search,
+) -> None:
+    search.rerank_depth = 2
+    search.models.scores = {B: 1.0, C: 7.0, A: 9.0}
+    result = search(QUERY, rerank=True)
+    assert search.models.reranked == [[B, C]]  # the fused top 2
+    assert texts(result) == [C, B, A]
+    assert result.hits[0].score > result.hits[1].score > result.hits[2].score
 
 
 def test_filters_confine_the_search(search: Search) -> None:

@@ -46,10 +46,25 @@ class BlockingTriton:
     def _run(self, coroutine: Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
 
+    def call(self, coroutine: Awaitable[T]) -> T:
+        """Run ``coroutine`` on the client's loop and wait for it: for async services built on
+        :attr:`client` (an Airflow task searching through the retrieval service)."""
+        return self._run(coroutine)
+
     def embed(
         self, texts: Sequence[str], *, priority: Priority = Priority.BATCH, timeout: float | None = None
     ) -> FloatArray:
         return self._run(self.client.embed(texts, priority=priority, timeout=timeout))
+
+    def rerank(
+        self,
+        query: str,
+        passages: Sequence[str],
+        *,
+        priority: Priority = Priority.BATCH,
+        timeout: float | None = None,
+    ) -> FloatArray:
+        return self._run(self.client.rerank(query, passages, priority=priority, timeout=timeout))
 
     def model_ready(self, model: str, version: str = "") -> bool:
         return self._run(self.client.model_ready(model, version))

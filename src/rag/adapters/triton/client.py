@@ -33,7 +33,7 @@ from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException
 
 from rag.adapters.triton.errors import translate, without_stub_traceback
-from rag.core.errors import DeadlineExceeded, FailedPrecondition, Unavailable
+from rag.core.errors import DeadlineExceeded, FailedPrecondition, RagError, Unavailable
 from rag.core.ports import Priority
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ EMBEDDER = "embedder"
 RERANKER = "reranker"
 GENERATOR = "generator"
 MAX_BATCH = 32  # the embedder's and reranker's max_batch_size
+# How long a search trusts what it last learnt of the reranker being loaded.
+RERANKER_STATE_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class TritonClient:
     def __init__(self, options: TritonOptions) -> None:
         self.options = options
         self._client = triton_aio.InferenceServerClient(url=options.url, channel_args=options.channel_args())
+        self._reranker_ready = False
+        self._reranker_checked_at = -RERANKER_STATE_TTL_S - 1.0
 
     async def close(self) -> None:
         await self._client.close()
@@ -135,6 +139,18 @@ class TritonClient:
             )
         except InferenceServerException:
             return False
+
+    async def can_rerank(self) -> bool:
+        """Whether the reranker is loaded, asked at most every :data:`RERANKER_STATE_TTL_S`
+        (a search must not pay a round trip to learn it)."""
+        now = time.monotonic()
+        if now - self._reranker_checked_at > RERANKER_STATE_TTL_S:
+            self._reranker_checked_at = now
+            try:
+                self._reranker_ready = await self.model_ready(RERANKER, timeout=1.0)
+            except RagError:
+                self._reranker_ready = False
+        return self._reranker_ready
 
     async def repository_index(self, timeout: float | None = None) -> list[dict[str, Any]]:
         async def attempt() -> list[dict[str, Any]]:

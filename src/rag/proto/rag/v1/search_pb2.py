@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from rag.proto.rag.v1 import common_pb2 as rag_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rag/v1/search.proto\x12\x06rag.v1\x1a\x13rag/v1/common.proto\"\x87\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12&\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x15.rag.v1.SearchFilters\x12\x0e\n\x06rerank\x18\x04 \x01(\x08\x12 \n\x04mode\x18\x05 \x01(\x0e\x32\x12.rag.v1.SearchMode\"|\n\x0eSearchResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.rag.v1.SearchResult\x12\x1f\n\x17\x65mbedding_model_version\x18\x02 \x01(\t\x12\x11\n\tcache_hit\x18\x03 \x01(\x08\x12\x0f\n\x07took_ms\x18\x04 \x01(\x01*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x18\n\x14SEARCH_MODE_FULLTEXT\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32H\n\rSearchService\x12\x37\n\x06Search\x12\x15.rag.v1.SearchRequest\x1a\x16.rag.v1.SearchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rag/v1/search.proto\x12\x06rag.v1\x1a\x13rag/v1/common.proto\"\x97\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12&\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x15.rag.v1.SearchFilters\x12\x13\n\x06rerank\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12 \n\x04mode\x18\x05 \x01(\x0e\x32\x12.rag.v1.SearchModeB\t\n\x07_rerank\"|\n\x0eSearchResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.rag.v1.SearchResult\x12\x1f\n\x17\x65mbedding_model_version\x18\x02 \x01(\t\x12\x11\n\tcache_hit\x18\x03 \x01(\x08\x12\x0f\n\x07took_ms\x18\x04 \x01(\x01*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SEARCH_MODE_DENSE\x10\x01\x12\x18\n\x14SEARCH_MODE_FULLTEXT\x10\x02\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x03\x32H\n\rSearchService\x12\x37\n\x06Search\x12\x15.rag.v1.SearchRequest\x1a\x16.rag.v1.SearchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rag.proto.rag.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=316
-  _globals['_SEARCHMODE']._serialized_end=430
+  _globals['_SEARCHMODE']._serialized_start=332
+  _globals['_SEARCHMODE']._serialized_end=446
   _globals['_SEARCHREQUEST']._serialized_start=53
-  _globals['_SEARCHREQUEST']._serialized_end=188
-  _globals['_SEARCHRESPONSE']._serialized_start=190
-  _globals['_SEARCHRESPONSE']._serialized_end=314
-  _globals['_SEARCHSERVICE']._serialized_start=432
-  _globals['_SEARCHSERVICE']._serialized_end=504
+  _globals['_SEARCHREQUEST']._serialized_end=204
+  _globals['_SEARCHRESPONSE']._serialized_start=206
+  _globals['_SEARCHRESPONSE']._serialized_end=330
+  _globals['_SEARCHSERVICE']._serialized_start=448
+  _globals['_SEARCHSERVICE']._serialized_end=520
 # @@protoc_insertion_point(module_scope)

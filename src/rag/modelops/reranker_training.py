@@ -1,0 +1,237 @@
+"""The ``train_reranker`` DAG's work: labels in, a judged and registered reranker out.
+
+1. **Split.** The tenant's labelled queries are split by :func:`rag.training.splits.held_back`;
+   the held-back ones are never trained on.
+2. **Mine.** Every labelled query is searched with the product's hybrid search
+   (:mod:`rag.training.candidates`), to the deeper of the hard-negative depth and the rerank
+   depth: the training pairs come from the train side, the judging from the held-back side.
+3. **Train.** A sentence-transformers CrossEncoder from the base model (the packaged MiniLM, the
+   champion, or a registered version), within the time budget (:mod:`rag.training.cross_encoder`).
+4. **Judge.** On the held-back queries: plain hybrid, hybrid reranked by the new model, and, when
+   a reranker serves, hybrid reranked by that champion, each at the serving rerank depth
+   (:mod:`rag.training.evaluation`).
+5. **Record.** An MLflow run holds the parameters, the metrics and the training log; the model
+   is registered as a new version of ``rag-reranker`` linked to that run, its held-back metrics
+   in its tags.
+
+Promotion is a separate step (:func:`decide`): the new version becomes the champion only when
+its held-back nDCG@10 beats the better of plain hybrid and the serving champion by the margin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from rag.core.errors import InvalidInput
+from rag.modelops.packaging import CHAMPION, ModelKind
+from rag.training.candidates import CandidateSearch, Labelled, mine, pairs
+from rag.training.cross_encoder import TrainingParams, train_cross_encoder
+from rag.training.evaluation import NDCG, Comparison, PairScorer, compare
+from rag.training.splits import held_back
+
+log = logging.getLogger(__name__)
+
+BASE_PACKAGED = "packaged"
+_BASE = re.compile(rf"^({BASE_PACKAGED}|{CHAMPION}|[1-9][0-9]{{0,8}})$")
+# Version tags the gate and operators read.
+TAG_HELD_BACK_NDCG = "heldback_ndcg_at_10"
+TAG_HYBRID_NDCG = "heldback_hybrid_ndcg_at_10"
+TAG_TENANT = "trained_for_tenant"
+TAG_RUN = "training_run_id"
+TAG_GATE = "promotion_gate"
+
+
+@dataclass(frozen=True)
+class RerankerTraining:
+    """The DAG's typed Params, checked once."""
+
+    tenant: str
+    base_model: str = BASE_PACKAGED  # packaged, champion, or a registered version number
+    epochs: int = 1
+    max_steps: int = 0
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    negatives_per_query: int = 4
+    hard_negative_depth: int = 30
+    held_back_fraction: float = 0.2
+    promotion_margin: float = 0.01
+    seed: int = 13
+    rerank_depth: int = 30  # the DAG passes the serving RERANK_DEPTH
+    max_length: int = 256
+    time_budget_minutes: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not _BASE.match(self.base_model):
+            raise InvalidInput(
+                f"must be {BASE_PACKAGED!r}, {CHAMPION!r} or a version number, got {self.base_model!r}",
+                field="base_model",
+            )
+        for name in ("epochs", "batch_size", "negatives_per_query", "hard_negative_depth", "rerank_depth"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(f"must be at least 1, got {getattr(self, name)}", field=name)
+        if self.max_steps < 0 or self.time_budget_minutes < 0 or self.promotion_margin < 0:
+            raise InvalidInput("max_steps, time_budget_minutes and promotion_margin must not be negative")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RerankerTraining:
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in params.items() if k in fields})
+
+    @property
+    def training_params(self) -> TrainingParams:
+        return TrainingParams(
+            epochs=self.epochs,
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            max_length=self.max_length,
+            seed=self.seed,
+            time_budget_s=self.time_budget_minutes * 60,
+        )
+
+
+@dataclass(frozen=True)
+class TrainedReranker:
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+
+    def as_xcom(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+class RunLog(Protocol):
+    """The training-run calls of :class:`rag.adapters.mlflow_registry.ModelRegistry`."""
+
+    def start_run(self, run_name: str, *, params: Mapping[str, object], tags: Mapping[str, str]) -> str: ...
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None: ...
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
+
+    def end_run(self, run_id: str, *, failed: bool = False) -> None: ...
+
+
+def train(
+    job: RerankerTraining,
+    queries: Sequence[Labelled],
+    *,
+    search: CandidateSearch,
+    runs: RunLog,
+    register: Callable[..., Any],
+    base: Path,
+    champion: PairScorer | None,
+    device: str = "cpu",
+    work_dir: Path | None = None,
+) -> TrainedReranker:
+    """Steps 1-5 of the module docstring; ``register(kind, path, run_id=, tags=, description=)``
+    is :meth:`rag.modelops.lifecycle.ModelLifecycle.register`."""
+    lines: list[str] = []
+
+    def say(message: str) -> None:
+        log.info("%s", message)
+        lines.append(message)
+
+    judged = [q for q in queries if any(g > 0 for g in q.grades.values())]
+    train_keys, held_keys = held_back([q.key for q in judged], job.held_back_fraction, seed=job.seed)
+    say(
+        f"{len(judged)} labelled queries of tenant {job.tenant}:"
+        f" {len(train_keys)} train, {len(held_keys)} held back"
+    )
+    depth = max(job.hard_negative_depth, job.rerank_depth)
+    lists = mine(judged, search, depth=depth, progress=lambda n, total: say(f"mined {n}/{total} queries"))
+    held = set(held_keys)
+    train_lists = [r for r in lists if r.key not in held]
+    held_lists = [r for r in lists if r.key in held]
+    examples = pairs(
+        train_lists, negatives=job.negatives_per_query, negative_depth=job.hard_negative_depth, seed=job.seed
+    )
+    params = asdict(job) | {"pairs": len(examples), "device": device}
+    run_id = runs.start_run(
+        f"train_reranker {job.tenant}",
+        params=params,
+        tags={"kind": ModelKind.RERANKER.value, TAG_TENANT: job.tenant},
+    )
+    failed = True
+    try:
+        with tempfile.TemporaryDirectory(prefix="rag-reranker-", dir=work_dir) as tmp:
+            out = Path(tmp) / "model"
+            report = train_cross_encoder(
+                base, examples, out, job.training_params, device=device, progress=say
+            )
+            from rag.models.reranking import Reranker
+
+            scorer = Reranker(out, device=device, batch_size=64).score_pairs
+            result = compare(held_lists, scorer, depth=job.rerank_depth)
+            metrics = result.as_metrics("heldback_") | {
+                "train_steps": float(report.steps),
+                "train_seconds": report.seconds,
+                "train_pairs": float(len(examples)),
+                "stopped_by_budget": float(report.stopped_by_budget),
+            }
+            if report.final_loss is not None:
+                metrics["train_loss"] = report.final_loss
+            if champion is not None:
+                serving: Comparison = compare(held_lists, champion, depth=job.rerank_depth)
+                metrics["heldback_champion_ndcg_at_10"] = serving.reranked[NDCG]
+            say(
+                f"held back ({result.queries} queries): hybrid nDCG@10 {result.hybrid[NDCG]:.4f},"
+                f" reranked {result.reranked[NDCG]:.4f}"
+                + (f", champion {metrics['heldback_champion_ndcg_at_10']:.4f}" if champion else "")
+            )
+            runs.log_metrics(run_id, metrics)
+            log_file = Path(tmp) / "training.log"
+            log_file.write_text("\n".join(lines) + "\n")
+            runs.log_artifact(run_id, log_file)
+            split_file = Path(tmp) / "split.json"
+            split_file.write_text(json.dumps({"train": train_keys, "held_back": held_keys}))
+            runs.log_artifact(run_id, split_file)
+            info = register(
+                ModelKind.RERANKER,
+                out,
+                run_id=run_id,
+                description=f"trained on tenant {job.tenant}'s labels by train_reranker (run {run_id})",
+                tags={
+                    TAG_TENANT: job.tenant,
+                    TAG_RUN: run_id,
+                    TAG_HELD_BACK_NDCG: f"{result.reranked[NDCG]:.6f}",
+                    TAG_HYBRID_NDCG: f"{result.hybrid[NDCG]:.6f}",
+                },
+            )
+        failed = False
+    finally:
+        runs.end_run(run_id, failed=failed)
+    say(f"registered {info.name} version {info.version}")
+    return TrainedReranker(str(info.version), run_id, metrics)
+
+
+def decide(metrics: Mapping[str, float], margin: float) -> Decision:
+    """Promote only when the new model's held-back nDCG@10 beats the better of plain hybrid and
+    the serving champion (when one serves) by ``margin``."""
+    new = metrics["heldback_reranked_ndcg_at_10"]
+    rivals = {"plain hybrid": metrics["heldback_hybrid_ndcg_at_10"]}
+    if "heldback_champion_ndcg_at_10" in metrics:
+        rivals["the serving champion"] = metrics["heldback_champion_ndcg_at_10"]
+    name, best = max(rivals.items(), key=lambda item: item[1])
+    if new >= best + margin:
+        return Decision(
+            True, f"held-back nDCG@10 {new:.4f} beats {name} ({best:.4f}) by {new - best:+.4f} >= {margin}"
+        )
+    return Decision(
+        False,
+        f"held-back nDCG@10 {new:.4f} does not beat {name} ({best:.4f})"
+        f" by the margin {margin} ({new - best:+.4f})",
+    )

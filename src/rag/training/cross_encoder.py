@@ -1,0 +1,139 @@
+"""Training a cross-encoder reranker: a sentence-transformers ``CrossEncoder`` with one output
+(a relevance logit), trained with binary cross-entropy on mined (query, chunk, 0/1) pairs.
+
+The trainer is sentence-transformers' own ``CrossEncoderTrainer`` (Hugging Face's Trainer
+underneath: AdamW, linear warm-up and decay, gradient clipping, the GPU and mixed precision when
+there is one) rather than a loop of our own. The base model is either the packaged
+all-MiniLM-L6-v2 (its encoder, with a fresh one-label head) or a reranker the product trained
+before. Training stops at ``max_steps`` or at the time budget, whichever comes first, and logs
+its progress every ``log_every`` steps; the result is saved as a plain CrossEncoder folder that
+``rag.models.reranking.Reranker`` (and Triton's reranker model) loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag.training.candidates import Pair
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    epochs: int = 1
+    max_steps: int = 0  # 0: as many as the epochs take
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_length: int = 256
+    seed: int = 13
+    time_budget_s: float = 0.0  # 0: no budget
+    log_every: int = 10
+
+    def steps_for(self, examples: int) -> int:
+        per_epoch = math.ceil(examples / self.batch_size)
+        total = per_epoch * self.epochs
+        return min(total, self.max_steps) if self.max_steps > 0 else total
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    path: Path
+    steps: int
+    seconds: float
+    final_loss: float | None
+    stopped_by_budget: bool
+
+
+def train_cross_encoder(
+    base: Path,
+    examples: Sequence[Pair],
+    out_dir: Path,
+    params: TrainingParams,
+    *,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> TrainingReport:
+    """Train from ``base`` on ``examples`` and save the model in ``out_dir``."""
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
+    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments, set_seed
+
+    say = progress or log.info
+    if not examples:
+        raise ValueError("no training pairs: the labelled queries retrieved none of their relevant documents")
+    set_seed(params.seed)
+    model = CrossEncoder(
+        str(base), num_labels=1, max_length=params.max_length, device=device, local_files_only=True
+    )
+    data = Dataset.from_dict(
+        {
+            "query": [e.query for e in examples],
+            "passage": [e.passage for e in examples],
+            "label": [e.label for e in examples],
+        }
+    )
+    steps = params.steps_for(len(examples))
+    began = time.monotonic()
+    seen: dict[str, Any] = {"loss": None, "budget": False}
+
+    class Watch(TrainerCallback):
+        def on_log(
+            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+        ) -> None:
+            logs = kwargs.get("logs") or {}
+            if "loss" in logs:
+                seen["loss"] = float(logs["loss"])
+                elapsed = time.monotonic() - began
+                say(
+                    f"step {state.global_step}/{steps}: loss {seen['loss']:.4f},"
+                    f" {elapsed:.0f} s, {elapsed / max(1, state.global_step):.2f} s/step"
+                )
+
+        def on_step_end(
+            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+        ) -> None:
+            if params.time_budget_s and time.monotonic() - began > params.time_budget_s:
+                seen["budget"] = True
+                control.should_training_stop = True
+
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=params.epochs,
+        max_steps=params.max_steps if params.max_steps > 0 else -1,
+        per_device_train_batch_size=params.batch_size,
+        learning_rate=params.learning_rate,
+        warmup_ratio=params.warmup_ratio,
+        seed=params.seed,
+        data_seed=params.seed,
+        logging_steps=params.log_every,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+    )
+    say(f"training a cross-encoder from {base.name}: {len(examples)} pairs, {steps} steps")
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        loss=BinaryCrossEntropyLoss(model),
+        callbacks=[Watch()],
+    )
+    output = trainer.train()
+    model.save_pretrained(str(out_dir))
+    seconds = time.monotonic() - began
+    say(f"trained {output.global_step} steps in {seconds:.0f} s; saved in {out_dir}")
+    return TrainingReport(out_dir, int(output.global_step), seconds, seen["loss"], bool(seen["budget"]))
