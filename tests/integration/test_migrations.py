@@ -137,7 +137,13 @@ def test_roles_carry_the_spec_permissions(scratch_url: str) -> None:
     with psycopg.connect(scratch_url) as conn:
         roles = {name: set(perms) for name, perms in conn.execute("SELECT name, permissions FROM roles")}
     assert roles["readonly"] == {"documents:read", "query:execute"}
-    assert roles["user"] == {"documents:read", "documents:write", "query:execute", "generate:execute"}
+    assert roles["user"] == {
+        "documents:read",
+        "documents:write",
+        "query:execute",
+        "generate:execute",
+        "labels:write",
+    }
     assert "system:admin" in roles["admin"]
 
 
