@@ -31,6 +31,8 @@ from rag.proto.rag.v1 import (
     common_pb2,
     document_pb2,
     document_pb2_grpc,
+    feedback_pb2,
+    feedback_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
     model_pb2,
@@ -168,6 +170,7 @@ def world(
             intake.delete(documents.source_uris(tenant=tenant, prefix="").values(), tenant=tenant)
         with pool.connection() as conn:
             conn.execute("DELETE FROM users WHERE username = ANY(%s)", (list(users.values()),))
+            conn.execute("DELETE FROM label_queries WHERE tenant = ANY(%s)", (list(names.values()),))
         documents.refresh_lexical_statistics(tenants=list(names.values()))
 
 
@@ -274,6 +277,45 @@ def _search(world: World) -> None:
     world.assert_nothing_of_a(again)
 
 
+def _grade_result(world: World) -> None:
+    """B grading A's documents (or B's with A's chunk) is refused like an unknown id; B's own
+    grade answers nothing of A's."""
+    stub = feedback_pb2_grpc.FeedbackServiceStub(world.channel)
+    unknown = str(uuid.uuid4())
+    for doc_id in world.a.documents:
+        for auth in (world.b.auth, world.b.admin):
+            error = _error(
+                stub.GradeResult,
+                feedback_pb2.GradeResultRequest(query=QUESTION, document_id=doc_id, grade=3),
+                metadata=auth,
+            )
+            other = _error(
+                stub.GradeResult,
+                feedback_pb2.GradeResultRequest(query=QUESTION, document_id=unknown, grade=3),
+                metadata=auth,
+            )
+            assert error.code() == other.code() == grpc.StatusCode.NOT_FOUND
+            assert error.details().replace(doc_id, "ID") == other.details().replace(unknown, "ID")
+    a_hit = (
+        search_pb2_grpc.SearchServiceStub(world.channel)
+        .Search(search_pb2.SearchRequest(query=QUESTION, top_k=1), metadata=world.a.auth, timeout=60)
+        .results[0]
+    )
+    b_doc = next(iter(world.b.documents))
+    error = _error(
+        stub.GradeResult,
+        feedback_pb2.GradeResultRequest(query=QUESTION, document_id=b_doc, chunk_id=a_hit.chunk_id, grade=1),
+        metadata=world.b.auth,
+    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    world.assert_nothing_of_a(error.details())
+    graded = stub.GradeResult(
+        feedback_pb2.GradeResultRequest(query=QUESTION, document_id=b_doc, grade=0), metadata=world.b.auth
+    )
+    assert graded.document_id == b_doc
+    world.assert_nothing_of_a(graded)
+
+
 def _generate(world: World) -> None:
     stub = generation_pb2_grpc.GenerationServiceStub(world.channel)
     for filters in _filters(world)[1:3]:  # only A's documents match: nothing for B
@@ -344,6 +386,7 @@ CHECKS: dict[str, Callable[[World], None]] = {
     "/rag.v1.DocumentService/ListDocuments": _list_documents,
     "/rag.v1.DocumentService/DeleteDocument": _delete_document,
     "/rag.v1.SearchService/Search": _search,
+    "/rag.v1.FeedbackService/GradeResult": _grade_result,
     "/rag.v1.GenerationService/Generate": _generate,
     "/rag.v1.GenerationService/GenerateStream": _generate_stream,
     "/rag.v1.ModelService/ListModels": _operator_only(

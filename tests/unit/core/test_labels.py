@@ -77,7 +77,10 @@ def test_trec_qrels() -> None:
             "query-id\tcorpus-id\tscore\n1\td\t1\n\n1 d 1\n",
             r"^qrels/test.tsv line 4: expected 3 tab-separated fields \(query-id, corpus-id, score\), got 1",
         ),
-        ("query-id\tcorpus-id\tscore\n1\td\thigh\n", r"^qrels/test.tsv line 2: the grade 'high' is not an integer"),
+        (
+            "query-id\tcorpus-id\tscore\n1\td\thigh\n",
+            r"^qrels/test.tsv line 2: the grade 'high' is not an integer",
+        ),
         (
             "query-id\tcorpus-id\tscore\n1\td\t4\n",
             r"^qrels/test.tsv line 2: the grade 4 is outside 0..3 \(0 not relevant, 1 relevant",
@@ -111,7 +114,9 @@ def test_trec_qrels_errors_name_the_file_and_line(text: str, message: str) -> No
 
 
 def test_queries_jsonl_and_tsv() -> None:
-    jsonl = '{"_id": "1", "text": " 0-dimensional biomaterials lack inductive properties. ", "metadata": {}}\n\n'
+    jsonl = (
+        '{"_id": "1", "text": " 0-dimensional biomaterials lack inductive properties. ", "metadata": {}}\n\n'
+    )
     jsonl += '{"_id": 3, "text": "1,000 genomes project"}\n'
     expected = {"1": "0-dimensional biomaterials lack inductive properties.", "3": "1,000 genomes project"}
     assert parse_queries_jsonl(jsonl, source="queries.jsonl") == expected
