@@ -34,8 +34,11 @@ depends_on = None
 
 def upgrade() -> None:
     op.execute("""
-    ALTER TABLE documents DROP CONSTRAINT IF EXISTS documents_tenant_id_key;
-    ALTER TABLE documents ADD CONSTRAINT documents_tenant_id_key UNIQUE (tenant, id);
+    DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'documents_tenant_id_key') THEN
+            ALTER TABLE documents ADD CONSTRAINT documents_tenant_id_key UNIQUE (tenant, id);
+        END IF;
+    END $$;
 
     CREATE TABLE IF NOT EXISTS label_queries (
         id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
