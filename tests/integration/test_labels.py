@@ -141,6 +141,7 @@ def test_an_import_is_one_transaction(labels: LabelRepository, tenants: Tenants)
     with pytest.raises(InvalidInput, match=r"^grade: "):
         labels.import_labels(tenants.a, queries, [("1", d1, 2), ("2", d0, 7)], labelled_by="beir")
     assert labels.labelled_queries(tenants.a) == stored
+    assert labels.delete(tenants.a, "3") == 0  # not even the new query's row
 
 
 def test_an_import_joins_the_query_a_caller_graded_first(labels: LabelRepository, tenants: Tenants) -> None:
