@@ -53,6 +53,7 @@ SERVICE_NEEDS: dict[str, tuple[str, ...]] = {
     "rag.v1.GenerationService": ("database", "embedder", "generator"),
     "rag.v1.AdminService": ("database", "object_storage"),
     "rag.v1.ModelService": ("database",),
+    "rag.v1.FeedbackService": ("database",),
 }
 
 
@@ -72,6 +73,7 @@ async def application(
     from grpc_services.servicers.admin import AdminServicer
     from grpc_services.servicers.auth import AuthServicer
     from grpc_services.servicers.documents import DocumentServicer
+    from grpc_services.servicers.feedback import FeedbackServicer
     from grpc_services.servicers.generation import GenerationServicer
     from grpc_services.servicers.models import ModelServicer
     from grpc_services.servicers.search import SearchServicer
@@ -82,6 +84,7 @@ async def application(
     from rag.adapters.postgres.documents import DocumentRepository
     from rag.adapters.postgres.health import database_ready
     from rag.adapters.postgres.history import QueryHistory
+    from rag.adapters.postgres.labels import LabelRepository
     from rag.adapters.postgres.pool import create_pool
     from rag.adapters.postgres.search_versions import SearchVersions
     from rag.adapters.postgres.state import read_state
@@ -173,6 +176,7 @@ async def application(
                 on_change=versions.invalidate,
             ),
             SearchServicer(retrieval),
+            FeedbackServicer(LabelRepository(pool)),
             GenerationServicer(GenerationService(retrieval=retrieval, triton=triton)),
             AdminServicer(pool=pool, cleanup=cleanup),
             ModelServicer(

@@ -34,6 +34,7 @@ RPC_PERMISSIONS: Mapping[str, Permission | None] = {
     "/rag.v1.DocumentService/ListDocuments": Permission.DOCUMENTS_READ,
     "/rag.v1.DocumentService/DeleteDocument": Permission.DOCUMENTS_DELETE,
     "/rag.v1.SearchService/Search": Permission.QUERY_EXECUTE,
+    "/rag.v1.FeedbackService/GradeResult": Permission.LABELS_WRITE,
     "/rag.v1.GenerationService/Generate": Permission.GENERATE_EXECUTE,
     "/rag.v1.GenerationService/GenerateStream": Permission.GENERATE_EXECUTE,
     "/rag.v1.ModelService/ListModels": Permission.MODELS_MANAGE,

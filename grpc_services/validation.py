@@ -41,6 +41,7 @@ from rag.core.documents import (
     MAX_TITLE_CHARS,
 )
 from rag.core.errors import InvalidInput
+from rag.core.labels import MAX_GRADE, MIN_GRADE
 from rag.core.search import MAX_QUERY_CHARS, MAX_TOP_K
 from rag.generation.service import MAX_TEMPERATURE, MAX_TOKENS_LIMIT
 
@@ -105,6 +106,10 @@ RULES: Mapping[str, Rule] = {
     "rag.v1.UploadMetadata.metadata": _METADATA,
     "rag.v1.UploadRequest.chunk": Rule(max_bytes=MAX_UPLOAD_CHUNK_BYTES),
     "rag.v1.GetDocumentRequest.document_id": _DOCUMENT_ID,
+    "rag.v1.GradeResultRequest.query": Rule(max_chars=MAX_QUERY_CHARS),
+    "rag.v1.GradeResultRequest.document_id": _DOCUMENT_ID,
+    "rag.v1.GradeResultRequest.chunk_id": Rule(minimum=1, zero_is_default=True),
+    "rag.v1.GradeResultRequest.grade": Rule(minimum=MIN_GRADE, maximum=MAX_GRADE),
     "rag.v1.DeleteDocumentRequest.document_id": _DOCUMENT_ID,
     "rag.v1.ListDocumentsRequest.page_size": Rule(minimum=1, maximum=MAX_PAGE_SIZE, zero_is_default=True),
     "rag.v1.LoginRequest.username": Rule(max_chars=MAX_USERNAME_CHARS),

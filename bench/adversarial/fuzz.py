@@ -52,6 +52,7 @@ from rag.proto.rag.v1 import (
     admin_pb2,
     auth_pb2,
     document_pb2,
+    feedback_pb2,
     generation_pb2,
     model_pb2,
     search_pb2,
@@ -59,7 +60,7 @@ from rag.proto.rag.v1 import (
 
 SEED = 12
 SERVER_ERRORS = frozenset({"INTERNAL", "UNKNOWN"})
-_MODULES = (admin_pb2, auth_pb2, document_pb2, generation_pb2, model_pb2, search_pb2)
+_MODULES = (admin_pb2, auth_pb2, document_pb2, feedback_pb2, generation_pb2, model_pb2, search_pb2)
 _GENERATE_MAX_TOKENS = 8
 _SAFE_DAYS = 3650
 _SLOW = frozenset(
@@ -184,6 +185,7 @@ def _document_id() -> st.SearchStrategy[str]:
 _FIELD_VALUES: dict[str, Callable[[], st.SearchStrategy[Any]]] = {
     "rag.v1.GetDocumentRequest.document_id": _document_id,
     "rag.v1.DeleteDocumentRequest.document_id": _document_id,
+    "rag.v1.GradeResultRequest.document_id": _document_id,
     "rag.v1.SearchFilters.document_ids": lambda: st.lists(st.uuids().map(str), max_size=3),
     "rag.v1.ListDocumentsRequest.page_token": _page_token,
     "rag.v1.WarmModelsRequest.model_names": lambda: st.lists(st.just("embedder"), max_size=2),

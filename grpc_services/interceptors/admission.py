@@ -49,6 +49,8 @@ RPC_CLASSES: Mapping[str, RpcClass | None] = {
     "/rag.v1.DocumentService/ListDocuments": RpcClass.DOCUMENTS,
     "/rag.v1.DocumentService/DeleteDocument": RpcClass.DOCUMENTS,
     "/rag.v1.SearchService/Search": RpcClass.SEARCH,
+    # One small transaction, like reading a document.
+    "/rag.v1.FeedbackService/GradeResult": RpcClass.DOCUMENTS,
     "/rag.v1.GenerationService/Generate": RpcClass.GENERATE,
     "/rag.v1.GenerationService/GenerateStream": RpcClass.GENERATE,
     "/rag.v1.ModelService/ListModels": RpcClass.ADMIN,

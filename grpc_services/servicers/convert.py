@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from rag.core.citations import Citation
 from rag.core.documents import DocumentRecord, DocumentStatus
+from rag.core.errors import InvalidInput
 from rag.core.search import SearchHit, SearchMode, SearchRequest
 from rag.proto.rag.v1 import common_pb2, document_pb2, search_pb2
 
@@ -21,6 +23,13 @@ MODE_FROM_PROTO: dict[int, SearchMode] = {
     search_pb2.SEARCH_MODE_DENSE: SearchMode.DENSE,
     search_pb2.SEARCH_MODE_FULLTEXT: SearchMode.FULLTEXT,
 }
+
+
+def document_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(f"{value!r} is not a document id (a UUID)", field="document_id") from None
 
 
 def timestamp(value: datetime) -> Timestamp:

@@ -26,13 +26,6 @@ from rag.ingestion.trigger import IngestionTrigger
 from rag.proto.rag.v1 import document_pb2, document_pb2_grpc
 
 
-def _document_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidInput(f"{value!r} is not a document id (a UUID)", field="document_id") from None
-
-
 def _encode_token(created_at: datetime, doc_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at.isoformat(), str(doc_id)]).encode()).decode()
 
@@ -126,7 +119,7 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
     ) -> document_pb2.GetDocumentResponse:
         principal = current_principal()
         record = await asyncio.to_thread(
-            self._documents.get, _document_id(request.document_id), tenant=principal.tenant
+            self._documents.get, convert.document_id(request.document_id), tenant=principal.tenant
         )
         return document_pb2.GetDocumentResponse(document=convert.document(record))
 
@@ -173,7 +166,7 @@ class DocumentServicer(document_pb2_grpc.DocumentServiceServicer):
         """
         principal = current_principal()
         deleted = await asyncio.to_thread(
-            self._intake.delete, [_document_id(request.document_id)], tenant=principal.tenant
+            self._intake.delete, [convert.document_id(request.document_id)], tenant=principal.tenant
         )
         if deleted:
             self._on_change(principal.tenant)

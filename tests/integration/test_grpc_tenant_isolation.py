@@ -25,16 +25,16 @@ from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
 from rag.proto.rag.v1 import (
     admin_pb2,
-    admin_pb2_grpc,
     auth_pb2,
     auth_pb2_grpc,
     common_pb2,
     document_pb2,
     document_pb2_grpc,
+    feedback_pb2,
+    feedback_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
     model_pb2,
-    model_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
 )
@@ -168,6 +168,7 @@ def world(
             intake.delete(documents.source_uris(tenant=tenant, prefix="").values(), tenant=tenant)
         with pool.connection() as conn:
             conn.execute("DELETE FROM users WHERE username = ANY(%s)", (list(users.values()),))
+            conn.execute("DELETE FROM label_queries WHERE tenant = ANY(%s)", (list(names.values()),))
         documents.refresh_lexical_statistics(tenants=list(names.values()))
 
 
@@ -191,20 +192,20 @@ def _filters(world: World) -> list[common_pb2.SearchFilters]:
 
 
 # -- one check per RPC ----------------------------------------------------------------------------
-def _get_document(world: World) -> None:
-    stub = document_pb2_grpc.DocumentServiceStub(world.channel)
+def _like_an_unknown_id(world: World, call: Callable[..., Any], request: Callable[[str], Message]) -> None:
+    """B's user and admin naming each of A's document ids: NOT_FOUND, worded like an unknown id."""
     unknown = str(uuid.uuid4())
     for doc_id in world.a.documents:
         for auth in (world.b.auth, world.b.admin):
-            error = _error(
-                stub.GetDocument, document_pb2.GetDocumentRequest(document_id=doc_id), metadata=auth
-            )
-            other = _error(
-                stub.GetDocument, document_pb2.GetDocumentRequest(document_id=unknown), metadata=auth
-            )
-            # Indistinguishable from an id that does not exist.
+            error = _error(call, request(doc_id), metadata=auth)
+            other = _error(call, request(unknown), metadata=auth)
             assert error.code() == other.code() == grpc.StatusCode.NOT_FOUND
             assert error.details().replace(doc_id, "ID") == other.details().replace(unknown, "ID")
+
+
+def _get_document(world: World) -> None:
+    stub = document_pb2_grpc.DocumentServiceStub(world.channel)
+    _like_an_unknown_id(world, stub.GetDocument, lambda i: document_pb2.GetDocumentRequest(document_id=i))
 
 
 def _list_documents(world: World) -> None:
@@ -274,6 +275,27 @@ def _search(world: World) -> None:
     world.assert_nothing_of_a(again)
 
 
+def _grade_result(world: World) -> None:
+    """B grading A's documents, or its own with A's chunk: NOT_FOUND; its own grade tells nothing."""
+    stub = feedback_pb2_grpc.FeedbackServiceStub(world.channel)
+    _like_an_unknown_id(
+        world,
+        stub.GradeResult,
+        lambda i: feedback_pb2.GradeResultRequest(query=QUESTION, document_id=i, grade=3),
+    )
+    search = search_pb2_grpc.SearchServiceStub(world.channel)
+    a_chunk = (
+        search.Search(search_pb2.SearchRequest(query=QUESTION), metadata=world.a.auth).results[0].chunk_id
+    )
+    b_doc = next(iter(world.b.documents))
+    request = feedback_pb2.GradeResultRequest(query=QUESTION, document_id=b_doc, chunk_id=a_chunk, grade=1)
+    error = _error(stub.GradeResult, request, metadata=world.b.auth)
+    request.chunk_id = 0
+    graded = stub.GradeResult(request, metadata=world.b.auth)
+    assert error.code() == grpc.StatusCode.NOT_FOUND and graded.document_id == b_doc
+    world.assert_nothing_of_a(error.details(), graded)
+
+
 def _generate(world: World) -> None:
     stub = generation_pb2_grpc.GenerationServiceStub(world.channel)
     for filters in _filters(world)[1:3]:  # only A's documents match: nothing for B
@@ -322,20 +344,27 @@ def _refresh(world: World) -> None:
     assert {d.id for d in listed.documents} == set(world.b.documents)
 
 
-def _operator_only(
-    call: Callable[[grpc.Channel, tuple[tuple[str, str], ...]], Any],
-) -> Callable[[World], None]:
+def _operator_only(method: str, request: Message) -> Callable[[World], None]:
     """System-wide RPCs (counts over every tenant, models) are for operators: a tenant's user is
     refused before anything is read."""
 
     def check(world: World) -> None:
-        error = _error(lambda: call(world.channel, world.b.auth))
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = world.channel.unary_unary(method)
+        error = _error(call, request.SerializeToString(), metadata=world.b.auth)  # bytes in and out
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED
         world.assert_nothing_of_a(error.details())
 
     return check
 
 
+OPERATOR_ONLY: dict[str, Message] = {
+    "/rag.v1.ModelService/ListModels": model_pb2.ListModelsRequest(),
+    "/rag.v1.ModelService/WarmModels": model_pb2.WarmModelsRequest(),
+    "/rag.v1.ModelService/CleanupCache": model_pb2.CleanupCacheRequest(),
+    "/rag.v1.ModelService/UpdateAllModels": model_pb2.UpdateAllModelsRequest(),
+    "/rag.v1.AdminService/GetStats": admin_pb2.GetStatsRequest(),
+    "/rag.v1.AdminService/SystemCleanup": admin_pb2.SystemCleanupRequest(days_old=3650),
+}
 CHECKS: dict[str, Callable[[World], None]] = {
     "/rag.v1.AuthService/Login": _login_as_a,
     "/rag.v1.AuthService/Refresh": _refresh,
@@ -344,36 +373,10 @@ CHECKS: dict[str, Callable[[World], None]] = {
     "/rag.v1.DocumentService/ListDocuments": _list_documents,
     "/rag.v1.DocumentService/DeleteDocument": _delete_document,
     "/rag.v1.SearchService/Search": _search,
+    "/rag.v1.FeedbackService/GradeResult": _grade_result,
     "/rag.v1.GenerationService/Generate": _generate,
     "/rag.v1.GenerationService/GenerateStream": _generate_stream,
-    "/rag.v1.ModelService/ListModels": _operator_only(
-        lambda ch, md: model_pb2_grpc.ModelServiceStub(ch).ListModels(
-            model_pb2.ListModelsRequest(), metadata=md
-        )
-    ),
-    "/rag.v1.ModelService/WarmModels": _operator_only(
-        lambda ch, md: model_pb2_grpc.ModelServiceStub(ch).WarmModels(
-            model_pb2.WarmModelsRequest(), metadata=md
-        )
-    ),
-    "/rag.v1.ModelService/CleanupCache": _operator_only(
-        lambda ch, md: model_pb2_grpc.ModelServiceStub(ch).CleanupCache(
-            model_pb2.CleanupCacheRequest(), metadata=md
-        )
-    ),
-    "/rag.v1.ModelService/UpdateAllModels": _operator_only(
-        lambda ch, md: model_pb2_grpc.ModelServiceStub(ch).UpdateAllModels(
-            model_pb2.UpdateAllModelsRequest(), metadata=md
-        )
-    ),
-    "/rag.v1.AdminService/GetStats": _operator_only(
-        lambda ch, md: admin_pb2_grpc.AdminServiceStub(ch).GetStats(admin_pb2.GetStatsRequest(), metadata=md)
-    ),
-    "/rag.v1.AdminService/SystemCleanup": _operator_only(
-        lambda ch, md: admin_pb2_grpc.AdminServiceStub(ch).SystemCleanup(
-            admin_pb2.SystemCleanupRequest(days_old=3650), metadata=md
-        )
-    ),
+    **{method: _operator_only(method, request) for method, request in OPERATOR_ONLY.items()},
 }
 RAG_RPCS = sorted(m for m in RPC_PERMISSIONS if m.startswith("/rag.v1."))
 

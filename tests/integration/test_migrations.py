@@ -24,6 +24,8 @@ TABLES = {
     "model_deployments",
     "backups",
     "embedding_indexes",
+    "label_queries",
+    "relevance_labels",
 }
 
 
@@ -137,7 +139,13 @@ def test_roles_carry_the_spec_permissions(scratch_url: str) -> None:
     with psycopg.connect(scratch_url) as conn:
         roles = {name: set(perms) for name, perms in conn.execute("SELECT name, permissions FROM roles")}
     assert roles["readonly"] == {"documents:read", "query:execute"}
-    assert roles["user"] == {"documents:read", "documents:write", "query:execute", "generate:execute"}
+    assert roles["user"] == {
+        "documents:read",
+        "documents:write",
+        "query:execute",
+        "generate:execute",
+        "labels:write",
+    }
     assert "system:admin" in roles["admin"]
 
 
@@ -189,3 +197,26 @@ def test_bm25_statistics_move_to_each_tenant_and_version_and_back(scratch_url: s
         assert conn.execute("SELECT n, total_len FROM corpus_stats").fetchone() == (3, 6)
     migrations.upgrade(scratch_url)
     assert per_tenant() == (df, lengths)
+
+
+def test_relevance_labels_migrate_down_to_0012_and_up_again(scratch_url: str) -> None:
+    """0013 adds the label tables, documents' unique (tenant, id) and the user role's
+    labels:write; its downgrade takes all three away."""
+
+    def state() -> tuple[set[str], list[str], bool]:
+        with psycopg.connect(scratch_url) as conn:
+            perms = conn.execute("SELECT permissions FROM roles WHERE name = 'user'").fetchone()
+            key = conn.execute(
+                "SELECT count(*) FROM pg_constraint WHERE conname = 'documents_tenant_id_key'"
+            ).fetchone()
+        assert perms is not None and key is not None
+        return _tables(scratch_url) & {"label_queries", "relevance_labels"}, perms[0], key[0] == 1
+
+    migrations.upgrade(scratch_url)
+    tables, perms, key = state()
+    assert tables == {"label_queries", "relevance_labels"} and perms.count("labels:write") == 1 and key
+    migrations.downgrade(scratch_url, "0012")
+    tables, perms, key = state()
+    assert tables == set() and "labels:write" not in perms and not key
+    migrations.upgrade(scratch_url)
+    assert state()[1].count("labels:write") == 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 
-from rag.cli import api, models, users
+from rag.cli import api, labels, models, users
 from rag.core.errors import RagError
 from rag.settings import Settings, load_settings
 from rag.stack.secrets import read_env_file
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.register(sub)
     api.register(sub)
     models.register(sub)
+    labels.register(sub)
     return parser
 
 

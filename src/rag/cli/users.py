@@ -16,6 +16,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import IO, TypeVar
 
+from rag.cli.database import command_pool
+from rag.cli.table import print_table
 from rag.core.auth import Role, parse_role, validate_tenant, validate_username
 from rag.core.authentication import validate_password
 from rag.core.errors import InvalidInput
@@ -103,9 +105,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     for a in accounts:
         created = a.created_at.strftime("%Y-%m-%d %H:%M") if a.created_at else "-"
         rows.append((a.username, a.tenant, a.role.value, "disabled" if a.disabled else "enabled", created))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print_table(rows)
     return 0
 
 
@@ -154,10 +154,9 @@ def _change(settings: Settings, operation: Callable[..., Awaitable[object]], don
 
 async def _with_users(settings: Settings, operation: Callable[..., Awaitable[T]]) -> T:
     """Run ``operation(UserRepository)`` over a small pool (Unavailable when PostgreSQL is not up)."""
-    from rag.adapters.postgres.pool import create_pool
     from rag.adapters.postgres.users import UserRepository
 
-    pool = await asyncio.to_thread(create_pool, settings, min_size=1, name="rag-users", wait=True)
+    pool = await asyncio.to_thread(command_pool, settings, "rag-users")
     try:
         return await operation(UserRepository(pool))
     finally:

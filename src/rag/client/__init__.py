@@ -28,6 +28,8 @@ from rag.proto.rag.v1 import (
     common_pb2,
     document_pb2,
     document_pb2_grpc,
+    feedback_pb2,
+    feedback_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
     model_pb2,
@@ -73,6 +75,7 @@ class RagClient:
         self._auth = auth_pb2_grpc.AuthServiceStub(self.channel)
         self._documents = document_pb2_grpc.DocumentServiceStub(self.channel)
         self._search = search_pb2_grpc.SearchServiceStub(self.channel)
+        self._feedback = feedback_pb2_grpc.FeedbackServiceStub(self.channel)
         self._generation = generation_pb2_grpc.GenerationServiceStub(self.channel)
         self._models = model_pb2_grpc.ModelServiceStub(self.channel)
         self._admin = admin_pb2_grpc.AdminServiceStub(self.channel)
@@ -186,6 +189,18 @@ class RagClient:
             request.rerank = rerank
         return self._search.Search(
             request,
+            metadata=self._metadata(),
+            timeout=self.timeout_s,
+        )
+
+    def grade(
+        self, query: str, document_id: str, grade: int, *, chunk_id: int = 0
+    ) -> feedback_pb2.GradeResultResponse:
+        """Grade a result of ``query``: 0 not relevant, 1 relevant, 2 highly relevant, 3 perfect."""
+        return self._feedback.GradeResult(
+            feedback_pb2.GradeResultRequest(
+                query=query, document_id=document_id, chunk_id=chunk_id, grade=grade
+            ),
             metadata=self._metadata(),
             timeout=self.timeout_s,
         )

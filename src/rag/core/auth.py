@@ -21,6 +21,8 @@ class Permission(enum.StrEnum):
     QUERY_EXECUTE = "query:execute"
     GENERATE_EXECUTE = "generate:execute"
     MODELS_MANAGE = "models:manage"
+    # Grade search results (relevance labels for training; rag.core.labels).
+    LABELS_WRITE = "labels:write"
     # Implies every other permission.
     SYSTEM_ADMIN = "system:admin"
 
@@ -47,6 +49,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.DOCUMENTS_WRITE,
             Permission.QUERY_EXECUTE,
             Permission.GENERATE_EXECUTE,
+            Permission.LABELS_WRITE,
         }
     ),
     Role.READONLY: frozenset({Permission.DOCUMENTS_READ, Permission.QUERY_EXECUTE}),

@@ -8,8 +8,8 @@ the ports exchange live in :mod:`rag.core.documents` and :mod:`rag.core.search`,
 below that belong to no domain module: a model call's :class:`Priority` and an object listing's
 :class:`ObjectInfo`.
 
-The document store, object storage, the search index and the embedder block (the async
-services call them in worker threads); the query models, the generator, the index versions, the
+The document store, object storage, the search index, the embedder and the label store block
+(the async services call them in worker threads); the query models, the generator, the index versions, the
 result cache and the query log are awaited.
 """
 
@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rag.core.documents import Chunk, Claim, DocumentRecord, DocumentStatus, Received
+from rag.core.labels import LabelledQuery, LabelSource, RelevanceLabel
 from rag.core.search import ChunkHit, Filters, QueryRecord
 
 
@@ -286,3 +287,29 @@ class QueryLog(Protocol):
     """The search history (telemetry: a record may be dropped, a search never fails for it)."""
 
     async def record(self, record: QueryRecord) -> None: ...
+
+
+# -- relevance labels ------------------------------------------------------------------------
+class LabelStore(Protocol):
+    """A tenant's relevance labels (:mod:`rag.core.labels`). Every call is confined to
+    ``tenant``: a document of another tenant is refused exactly like one that does not exist."""
+
+    def grade(
+        self,
+        tenant: str,
+        query_text: str,
+        document_id: uuid.UUID,
+        grade: int,
+        *,
+        chunk_id: int | None = None,
+        labelled_by: str,
+        source: LabelSource = ...,
+        external_id: str | None = None,
+    ) -> RelevanceLabel:
+        """Record ``grade`` for the document and the query (created when new); the latest grade
+        of a (query, document) pair wins. NotFound when the document is not ``tenant``'s."""
+        ...
+
+    def labelled_queries(self, tenant: str) -> list[LabelledQuery]:
+        """Every labelled query of ``tenant`` with its grades, in a stable order (by key)."""
+        ...

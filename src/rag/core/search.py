@@ -19,6 +19,17 @@ MAX_TOP_K = 100
 DEFAULT_TOP_K = 5
 
 
+def validate_query(query: str) -> str:
+    """The query stripped of surrounding whitespace; :class:`InvalidInput` naming ``query`` when
+    that leaves nothing or more than :data:`MAX_QUERY_CHARS` characters (Search and GradeResult)."""
+    text = query.strip()
+    if not text:
+        raise InvalidInput("must not be empty or only whitespace", field="query")
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"is {len(text)} characters; at most {MAX_QUERY_CHARS} are allowed", field="query")
+    return text
+
+
 class SearchMode(enum.StrEnum):
     HYBRID = "hybrid"
     DENSE = "dense"
@@ -51,13 +62,7 @@ class SearchRequest:
         created_before: datetime | None = None,
     ) -> SearchRequest:
         """Check every field; the error names the field and says what is allowed."""
-        text = query.strip()
-        if not text:
-            raise InvalidInput("must not be empty or only whitespace", field="query")
-        if len(text) > MAX_QUERY_CHARS:
-            raise InvalidInput(
-                f"is {len(text)} characters; at most {MAX_QUERY_CHARS} are allowed", field="query"
-            )
+        text = validate_query(query)
         k = top_k if top_k else DEFAULT_TOP_K  # proto3 sends 0 for "unset"
         if not 1 <= k <= MAX_TOP_K:
             raise InvalidInput(f"must be between 1 and {MAX_TOP_K}, got {k}", field="top_k")

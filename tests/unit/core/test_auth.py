@@ -27,6 +27,7 @@ def test_roles_have_the_permissions_of_the_spec() -> None:
         "documents:write",
         "query:execute",
         "generate:execute",
+        "labels:write",
     }
     assert {p.value for p in ROLE_PERMISSIONS[Role.READONLY]} == {"documents:read", "query:execute"}
 
@@ -53,6 +54,8 @@ def test_admin_may_query_and_generate_through_system_admin_only() -> None:
         (Role.READONLY, Permission.QUERY_EXECUTE, Permission.DOCUMENTS_WRITE),
         (Role.READONLY, Permission.DOCUMENTS_READ, Permission.GENERATE_EXECUTE),
         (Role.READONLY, Permission.DOCUMENTS_READ, Permission.SYSTEM_ADMIN),
+        (Role.USER, Permission.LABELS_WRITE, Permission.SYSTEM_ADMIN),
+        (Role.READONLY, Permission.QUERY_EXECUTE, Permission.LABELS_WRITE),
     ],
 )
 def test_roles_without_system_admin_get_exactly_their_permissions(

@@ -28,7 +28,7 @@ def rag_v1_methods() -> set[str]:
 def test_every_rag_v1_rpc_names_its_permission_and_nothing_else_is_listed() -> None:
     listed = {m for m in RPC_PERMISSIONS if m.startswith("/rag.v1.")}
     assert listed == rag_v1_methods()
-    assert len(listed) == 15
+    assert len(listed) == 16
 
 
 def test_public_rpcs_are_exactly_health_reflection_login_and_refresh() -> None:
@@ -51,6 +51,7 @@ def test_public_rpcs_are_exactly_health_reflection_login_and_refresh() -> None:
         ("/rag.v1.DocumentService/DeleteDocument", Permission.DOCUMENTS_DELETE),
         ("/rag.v1.DocumentService/ListDocuments", Permission.DOCUMENTS_READ),
         ("/rag.v1.SearchService/Search", Permission.QUERY_EXECUTE),
+        ("/rag.v1.FeedbackService/GradeResult", Permission.LABELS_WRITE),
         ("/rag.v1.GenerationService/GenerateStream", Permission.GENERATE_EXECUTE),
         ("/rag.v1.ModelService/WarmModels", Permission.MODELS_MANAGE),
         ("/rag.v1.AdminService/GetStats", Permission.SYSTEM_ADMIN),

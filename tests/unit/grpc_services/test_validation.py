@@ -21,6 +21,7 @@ from rag.proto.rag.v1 import (
     auth_pb2,
     common_pb2,
     document_pb2,
+    feedback_pb2,
     generation_pb2,
     model_pb2,
     search_pb2,
@@ -124,6 +125,11 @@ def _refused(request: object) -> str:
             "chunk: is 4194305 bytes; at most 4194304",
         ),
         (document_pb2.GetDocumentRequest(document_id="d" * 65), "document_id: is 65 characters; at most 64"),
+        (feedback_pb2.GradeResultRequest(query="q", grade=7), "grade: must be between 0 and 3, got 7"),
+        (feedback_pb2.GradeResultRequest(query="q", grade=-1), "grade: must be between 0 and 3, got -1"),
+        (feedback_pb2.GradeResultRequest(query="x" * 1001), "query: is 1001 characters; at most 1000"),
+        (feedback_pb2.GradeResultRequest(document_id="d" * 65), "document_id: is 65 characters; at most 64"),
+        (feedback_pb2.GradeResultRequest(chunk_id=-3), "chunk_id: must be at least 1 (or 0 for the default)"),
     ],
 )
 def test_a_broken_rule_names_the_field(request_: object, expected: str) -> None:
@@ -155,6 +161,7 @@ def test_fields_without_a_rule_get_the_defaults() -> None:
             )
         ),
         admin_pb2.SystemCleanupRequest(days_old=3650),
+        feedback_pb2.GradeResultRequest(query="x" * 1000, document_id="d" * 64, chunk_id=2**62, grade=3),
         search_pb2.SearchRequest(
             query="ok", filters=common_pb2.SearchFilters(created_after=Timestamp(seconds=-62_135_596_800))
         ),

@@ -49,7 +49,7 @@ def test_every_service_has_typed_stubs() -> None:
             assert f"class {service.name}Stub:" in stub, (module.name, service.name)
             for method in service.methods:
                 assert f"    {method.name}: _grpc." in stub, (service.name, method.name)
-    assert services == 6
+    assert services == 7
     search = (generated / "search_pb2_grpc.pyi").read_text(encoding="utf-8")
     assert (
         "Search: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchRequest, _search_pb2.SearchResponse]"
