@@ -48,7 +48,7 @@ def case_variant(text: str, rng: random.Random) -> str:
 
 
 async def load(
-    target: Target, tenant: str, texts: list[str], concurrency: int
+    target: Target, tenant: str, texts: list[str], concurrency: int, *, rerank: bool = False
 ) -> tuple[list[float], float, int]:
     """Send ``texts`` with ``concurrency`` closed-loop clients; (latencies s, elapsed s, errors).
 
@@ -78,7 +78,7 @@ async def load(
                 sent += 1
                 text = queue.get_nowait()
                 request = search_pb2.SearchRequest(
-                    query=text, top_k=TOP_K, mode=search_pb2.SEARCH_MODE_HYBRID
+                    query=text, top_k=TOP_K, mode=search_pb2.SEARCH_MODE_HYBRID, rerank=rerank
                 )
                 began = time.perf_counter()
                 try:
@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"requests per level and cache state (at least {PER_CLIENT} per client)",
     )
     parser.add_argument("--floor-queries", type=int, default=40)
+    parser.add_argument(
+        "--rerank-levels",
+        default="1,8",
+        help="client levels comparing hybrid with hybrid+rerank (uncached; needs a served reranker)",
+    )
     parser.add_argument("--results", type=Path, default=report.RESULTS)
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
@@ -230,9 +235,17 @@ def main(argv: list[str] | None = None) -> int:
         f" cached p50 {cached_1 or 0:.2f} ms (target <= 2 ms: {cached_note}); queries/s at 16 clients"
         f" {checks['qps16_vs_sequential'] or 0:.2f}x sequential (target >= 2x: {qps_note})"
     )
+    rerank_cost = rerank_costs(target, tenant, pool_texts, args, rng)
     path = report.save(
         "latency",
-        {"tenant": tenant, "top_k": TOP_K, "floor": floor_stats, "levels": payload_levels, "checks": checks},
+        {
+            "tenant": tenant,
+            "top_k": TOP_K,
+            "floor": floor_stats,
+            "levels": payload_levels,
+            "checks": checks,
+            "rerank": rerank_cost,
+        },
         args.results,
     )
     print(f"wrote {path}")
@@ -241,3 +254,50 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def rerank_costs(
+    target: Target, tenant: str, pool_texts: list[str], args: Any, rng: random.Random
+) -> list[dict[str, Any]]:
+    """What reranking costs: uncached hybrid against hybrid+rerank (RERANK_DEPTH candidates
+    through the cross-encoder), the same number of fresh texts each, at each of
+    ``--rerank-levels``. Nothing when no reranker serves."""
+    from bench.quality import reranker_loaded
+
+    if not args.rerank_levels or not reranker_loaded(target.settings):
+        print("rerank cost: skipped (no reranker serves; promote one, e.g. with the train_reranker DAG)")
+        return []
+    rows: list[list[Any]] = []
+    out: list[dict[str, Any]] = []
+    for level in [int(x) for x in args.rerank_levels.split(",")]:
+        count = max(args.requests, PER_CLIENT * level)
+        by_mode = {}
+        for label, rerank in (("hybrid", False), ("hybrid+rerank", True)):
+            texts = [case_variant(pool_texts[i % len(pool_texts)], rng) for i in range(count)]
+            latencies, elapsed, errors = asyncio.run(load(target, tenant, texts, level, rerank=rerank))
+            by_mode[label] = report.percentiles(latencies) | {
+                "qps": len(latencies) / elapsed,
+                "errors": errors,
+            }
+            out.append({"concurrency": level, "mode": label, "requests": count} | by_mode[label])
+        for label, stats in by_mode.items():
+            rows.append(
+                [
+                    label,
+                    level,
+                    stats["p50_ms"],
+                    stats["p95_ms"],
+                    stats["qps"],
+                    report.ratio(stats["p50_ms"], by_mode["hybrid"]["p50_ms"]),
+                    stats["errors"],
+                ]
+            )
+    depth = target.settings.RERANK_DEPTH
+    print(
+        report.table(
+            f"Rerank cost: uncached hybrid top-{TOP_K}, RERANK_DEPTH {depth}; {report.load_now()}",
+            ["mode", "clients", "p50 ms", "p95 ms", "queries/s", "p50 vs hybrid", "errors"],
+            rows,
+        )
+    )
+    return out

@@ -11,8 +11,6 @@ may move one borderline document; more than that is a retrieval regression).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,29 +21,16 @@ from bench import beir
 from bench.indexing import Ingestion, ingest_texts
 from bench.metrics import read_trec_run
 from bench.quality import beir_ids, evaluate_modes, reranker_loaded, source_uri
-from grpc_services.app import application
 from rag.adapters.postgres.documents import DocumentRepository
 from rag.ingestion.intake import Intake
 from rag.ingestion.pipeline import Pipeline
 from rag.settings import Settings
 from rag.training.metrics import evaluate
 from tests.fixtures.beir import write_beir
-from tests.fixtures.grpc_server import EventLoopThread, running_server
+from tests.fixtures.grpc_server import EventLoopThread, serving_application
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.fixtures.models"]  # served_reranker
-
-
-@contextmanager
-def serve(grpc_loop: EventLoopThread, settings: Settings) -> Iterator[int]:
-    """Every servicer of the API (grpc_services.app) on a free port; yields the port."""
-    manager = application(settings)
-    app = grpc_loop.run(manager.__aenter__())
-    try:
-        with running_server(grpc_loop, settings, app.servicers, readiness=app.readiness) as server:
-            yield server.port
-    finally:
-        grpc_loop.run(manager.__aexit__(None, None, None))
 
 
 def exact_dense_run(dataset: beir.BeirDataset, k: int) -> dict[str, list[tuple[str, float]]]:
@@ -84,7 +69,7 @@ def test_quality_harness_end_to_end(
     doc_of = beir_ids(pool, tenant, dataset)
     assert sorted(doc_of.values()) == sorted(dataset.corpus)
 
-    with serve(grpc_loop, settings) as port:
+    with serving_application(grpc_loop, settings) as port:
         results = evaluate_modes(
             f"127.0.0.1:{port}",
             settings,

@@ -232,7 +232,11 @@ def test_a_user_grades_a_search_result(
             ),
             auth,
         )
-        assert answer.query_key.isdigit() and (answer.document_id, answer.grade) == (best.document_id, 3)
+        assert (
+            answer.query_key.startswith("#")
+            and answer.query_key[1:].isdigit()
+            and (answer.document_id, answer.grade) == (best.document_id, 3)
+        )
         assert abs(answer.labelled_at.ToDatetime(UTC) - datetime.now(UTC)) < timedelta(minutes=1)
         row = db.execute(
             "SELECT q.text, l.tenant, l.chunk_id, l.grade, l.labelled_by, l.source FROM relevance_labels l"

@@ -49,7 +49,8 @@ class QrelsFormat(enum.StrEnum):
 class LabelledQuery:
     """One query of a tenant with every graded document: what training and evaluation read.
 
-    ``key`` is the query's external id when it has one (a BEIR query id), else ``str(row id)``;
+    ``key`` is the query's external id when it has one (a BEIR query id), else ``#<row id>``
+    (external ids never start with ``#``, so the two cannot collide);
     ``grades`` maps a document id (a UUID string, as the API returns it) to its grade.
     """
 
@@ -109,9 +110,16 @@ def validate_labeller(value: str) -> str:
 
 
 def validate_external_id(value: str) -> str:
-    if not value or value != value.strip() or len(value) > MAX_EXTERNAL_ID_CHARS or "\x00" in value:
+    if (
+        not value
+        or value != value.strip()
+        or len(value) > MAX_EXTERNAL_ID_CHARS
+        or "\x00" in value
+        or value.startswith("#")
+    ):
         raise InvalidInput(
-            f"must be 1-{MAX_EXTERNAL_ID_CHARS} characters without surrounding spaces or NUL, got {value!r}",
+            f"must be 1-{MAX_EXTERNAL_ID_CHARS} characters without surrounding spaces or NUL, not starting"
+            f" with # (the keys of queries without an id), got {value!r}",
             field="external_id",
         )
     return value

@@ -114,7 +114,7 @@ def train_cross_encoder(
         max_steps=params.max_steps if params.max_steps > 0 else -1,
         per_device_train_batch_size=params.batch_size,
         learning_rate=params.learning_rate,
-        warmup_ratio=params.warmup_ratio,
+        warmup_steps=params.warmup_ratio,  # a float below 1 is a share of the steps (Transformers 5)
         seed=params.seed,
         data_seed=params.seed,
         logging_steps=params.log_every,

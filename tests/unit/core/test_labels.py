@@ -43,7 +43,7 @@ def test_labeller_and_external_id_rules() -> None:
     for bad in ("", " ", "x" * 129, "a\x00b"):
         with pytest.raises(InvalidInput, match=r"^labelled_by: "):
             validate_labeller(bad)
-    for bad in ("", " 1", "x" * 257):
+    for bad in ("", " 1", "x" * 257, "#12"):
         with pytest.raises(InvalidInput, match=r"^external_id: "):
             validate_external_id(bad)
 

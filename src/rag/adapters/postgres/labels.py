@@ -43,7 +43,7 @@ _UPSERT_QUERY = """
     INSERT INTO label_queries (tenant, text, external_id) VALUES (%(tenant)s, %(text)s, %(key)s)
     ON CONFLICT (tenant, md5(text))
         DO UPDATE SET external_id = coalesce(label_queries.external_id, EXCLUDED.external_id)
-    RETURNING id, coalesce(external_id, id::text) AS query_key, text AS query_text
+    RETURNING id, coalesce(external_id, '#' || id) AS query_key, text AS query_text
 """
 # An imported query: the stored query of the same text takes the external id when it has none
 # (a caller graded it first), else the query of that external id is created or takes the text.
@@ -76,7 +76,7 @@ _UPSERT_IMPORTED_LABEL = """
         source = EXCLUDED.source, labelled_at = now()
 """
 _SELECT_LABELS = """
-    SELECT coalesce(q.external_id, q.id::text) AS query_key, q.text AS query_text,
+    SELECT coalesce(q.external_id, '#' || q.id) AS query_key, q.text AS query_text,
            l.document_id::text AS document_id, l.chunk_id, l.grade, l.labelled_by, l.source, l.labelled_at
     FROM relevance_labels l JOIN label_queries q ON q.id = l.query_id AND q.tenant = l.tenant
     WHERE l.tenant = %(tenant)s
@@ -84,7 +84,7 @@ _SELECT_LABELS = """
     LIMIT %(limit)s OFFSET %(offset)s
 """
 _SELECT_GRADES = """
-    SELECT q.id, coalesce(q.external_id, q.id::text) AS query_key, q.text AS query_text,
+    SELECT q.id, coalesce(q.external_id, '#' || q.id) AS query_key, q.text AS query_text,
            l.document_id::text AS document_id, l.grade
     FROM label_queries q JOIN relevance_labels l ON l.query_id = q.id AND l.tenant = q.tenant
     WHERE q.tenant = %s
@@ -93,7 +93,7 @@ _SELECT_GRADES = """
 _DELETE_QUERIES = """
     DELETE FROM label_queries
     WHERE tenant = %(tenant)s
-      AND (%(key)s::text IS NULL OR external_id = %(key)s OR (external_id IS NULL AND id::text = %(key)s))
+      AND (%(key)s::text IS NULL OR external_id = %(key)s OR (external_id IS NULL AND '#' || id = %(key)s))
 """
 
 
