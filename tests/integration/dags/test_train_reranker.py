@@ -112,7 +112,9 @@ def test_labels_to_a_promoted_reranker_then_a_failing_gate_keeps_it(
     mlflow = MlflowClient(dag_env["MLFLOW_TRACKING_URI"])
     before = {v.version for v in mlflow.search_model_versions(f"name = '{REGISTERED}'")}
 
-    run = load_dag("train_reranker").test(run_conf=_conf(labelled_tenant, 0.05))
+    # Margin 0: a tie with the champion promotes too. The stack may already serve a reranker
+    # that ranks this corpus perfectly (an earlier run of this test on a reused stack).
+    run = load_dag("train_reranker").test(run_conf=_conf(labelled_tenant, 0.0))
     assert str(run.state) == "success"
     (new,) = {v.version for v in mlflow.search_model_versions(f"name = '{REGISTERED}'")} - before
     version = mlflow.get_model_version(REGISTERED, new)
