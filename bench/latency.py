@@ -252,10 +252,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def rerank_costs(
     target: Target, tenant: str, pool_texts: list[str], args: Any, rng: random.Random
 ) -> list[dict[str, Any]]:
@@ -301,3 +297,7 @@ def rerank_costs(
         )
     )
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

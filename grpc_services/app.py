@@ -148,6 +148,7 @@ async def application(
             versions=versions,
             history=history,
             rerank_depth=settings.RERANK_DEPTH,
+            rerank_by_default=settings.RERANK_BY_DEFAULT,
         )
         intake = Intake(
             documents,

@@ -67,6 +67,7 @@ class RetrievalService:
         history: QueryLog | None = None,
         pool: ConnectionPool | None = None,
         rerank_depth: int = DEFAULT_RERANK_DEPTH,
+        rerank_by_default: bool = True,
     ) -> None:
         """``triton`` embeds and reranks queries. The search index, the versions and the query
         log not given are the PostgreSQL ones on ``pool`` (then required): versions read at
@@ -88,6 +89,7 @@ class RetrievalService:
         self.versions = versions
         self.history = history
         self.rerank_depth = rerank_depth
+        self.rerank_by_default = rerank_by_default
 
     async def _versions(self, tenant: str) -> tuple[str, int, str]:
         model_version, generation, epoch = await self.versions.current(tenant)
@@ -100,7 +102,7 @@ class RetrievalService:
     ) -> SearchResult:
         began = time.perf_counter()
         if request.rerank is None:  # the default: rerank when a reranker serves
-            request = replace(request, rerank=await self.triton.can_rerank())
+            request = replace(request, rerank=self.rerank_by_default and await self.triton.can_rerank())
         model_version, generation, epoch = await self._versions(caller.tenant)
         key = cache_key("search", [caller.tenant, generation, model_version, asdict(request)], epoch=epoch)
         # The query's embedding is cached on its own (the same text with other filters or

@@ -31,6 +31,7 @@ class Search:
     versions: FakeVersions = field(default_factory=FakeVersions)
     log: FakeQueryLog = field(default_factory=FakeQueryLog)
     rerank_depth: int = 30
+    rerank_by_default: bool = True
 
     @property
     def service(self) -> RetrievalService:
@@ -41,6 +42,7 @@ class Search:
             versions=self.versions,
             history=self.log,
             rerank_depth=self.rerank_depth,
+            rerank_by_default=self.rerank_by_default,
         )
 
     def __call__(
@@ -106,6 +108,9 @@ def test_without_a_choice_a_search_reranks_exactly_when_a_reranker_serves(search
     assert texts(search(QUERY)) == [A, C, B]
     assert texts(search(QUERY, rerank=False)) == [B, C, A]  # the caller's choice wins
     assert len(search.models.reranked) == 1
+    search.rerank_by_default = False  # RERANK_BY_DEFAULT=false: only callers that ask rerank
+    assert texts(search(QUERY)) == [B, C, A]
+    assert texts(search(QUERY, rerank=True)) == [A, C, B]
 
 
 def test_only_the_first_rerank_depth_candidates_are_reranked_the_rest_follow_in_fused_order(
