@@ -8,6 +8,7 @@
   adapter: they are handed their collaborators, typed by ``rag.core.ports``; the few imports
   :data:`ADAPTER_IMPORTS` names, each with its reason, are the exceptions;
 - ``rag.models`` (the runtimes Triton runs) imports no model operation, adapter or service;
+- ``rag.training`` imports no adapter, service or model operation (its search and labels are ports);
 - nothing outside ``rag.stack``, ``rag.cli``, ``bench`` and ``tests`` imports ``rag.stack`` (the
   development supervisor), except what :data:`STACK_IMPORTERS` names with its reason.
 
@@ -200,6 +201,20 @@ def runtime_violations(imports: list[Import]) -> list[str]:
     ]
 
 
+# The training room gets its search and label store as ports: no adapter, no service, no
+# model operation (rag.modelops assembles it).
+TRAINING_MAY_NOT_IMPORT = ("rag.adapters", "rag.modelops", "rag.stack", "mlflow", "psycopg", *SERVICES)
+
+
+def training_violations(imports: list[Import]) -> list[str]:
+    return [
+        f"{imp}: the training room imports an adapter, a service or a model operation"
+        for imp in imports
+        if _within(imp.module, "rag.training")
+        and any(_within(imp.target, p) for p in TRAINING_MAY_NOT_IMPORT)
+    ]
+
+
 def stack_violations(imports: list[Import]) -> list[str]:
     return [
         f"{imp}: only rag.stack, rag.cli, bench and tests may import rag.stack"
@@ -233,6 +248,12 @@ def test_services_typed_by_the_ports_import_no_adapter(imports: list[Import]) ->
 
 def test_model_runtimes_import_no_operations(imports: list[Import]) -> None:
     assert runtime_violations(imports) == []
+
+
+def test_the_training_room_imports_no_adapter_service_or_model_operation(imports: list[Import]) -> None:
+    assert training_violations(imports) == []
+    planted = Import("rag.training.candidates", "rag.adapters.postgres.labels.LabelRepository", 1)
+    assert training_violations([planted]) != []
 
 
 def test_only_the_stack_cli_bench_and_tests_import_the_stack(imports: list[Import]) -> None:
