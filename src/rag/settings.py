@@ -124,10 +124,10 @@ class Settings(BaseSettings):
     # Fused candidates the reranker reorders per search (the rest follow in fused order); the
     # trainings judge a reranker at the same depth. See the README's "Learned relevance".
     RERANK_DEPTH: int = Field(30, ge=1, le=100)
-    # A search that does not say whether to rerank reranks when a reranker serves. On CPU a
-    # MiniLM cross-encoder at depth 30 costs ~1.9 s a search (README, "Learned relevance"):
-    # false keeps reranking for the callers that ask for it.
-    RERANK_BY_DEFAULT: bool = True
+    # Whether a search that does not say reranks when a reranker serves. Off by default because
+    # of what it measured on CPU: a MiniLM cross-encoder at depth 30 makes a search ~38x slower
+    # (1.9 s at p50; README, "Learned relevance"). Turn it on with GPU instances (ENABLE_GPU).
+    RERANK_BY_DEFAULT: bool = False
 
     # MLflow and Airflow
     MLFLOW_ENABLED: bool = True

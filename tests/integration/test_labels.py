@@ -70,7 +70,9 @@ def test_the_latest_grade_wins_with_who_and_when(labels: LabelRepository, tenant
     first = labels.grade(tenants.a, "  what is topic zero?  ", doc, 1, labelled_by="alice")
     assert (first.query_text, first.document_id, first.grade) == ("what is topic zero?", str(doc), 1)
     assert (first.labelled_by, first.source, first.chunk_id) == ("alice", LabelSource.FEEDBACK, None)
-    assert first.query_key.isdigit()  # no external id: the row's number
+    assert (
+        first.query_key[0] == "#" and first.query_key[1:].isdigit()
+    )  # no external id: # and the row's number
     assert abs(first.labelled_at - datetime.now(UTC)) < timedelta(minutes=1)
     time.sleep(0.01)
     second = labels.grade(tenants.a, "what is topic zero?", doc, 3, labelled_by="bob")
@@ -107,10 +109,12 @@ def test_sql_refuses_a_label_of_another_tenants_document(
         " VALUES (%s, %s, %s, 1, 'sql', 'feedback')"
     )
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match="relevance_labels_document_fkey"):
-        db.execute(insert, (int(mine.query_key), tenants.b, tenants.a_docs[0]))
+        db.execute(insert, (int(mine.query_key.removeprefix("#")), tenants.b, tenants.a_docs[0]))
     db.rollback()
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match="relevance_labels_query_fkey"):
-        db.execute(insert, (int(mine.query_key), tenants.a, tenants.a_docs[0]))  # B's query, A's tenant
+        db.execute(
+            insert, (int(mine.query_key.removeprefix("#")), tenants.a, tenants.a_docs[0])
+        )  # B's query, A's tenant
     db.rollback()
 
 

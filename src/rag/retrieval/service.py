@@ -67,7 +67,7 @@ class RetrievalService:
         history: QueryLog | None = None,
         pool: ConnectionPool | None = None,
         rerank_depth: int = DEFAULT_RERANK_DEPTH,
-        rerank_by_default: bool = True,
+        rerank_by_default: bool = False,
     ) -> None:
         """``triton`` embeds and reranks queries. The search index, the versions and the query
         log not given are the PostgreSQL ones on ``pool`` (then required): versions read at

@@ -129,7 +129,7 @@ def test_labels_to_a_promoted_reranker_then_a_failing_gate_keeps_it(
     with serving_application(grpc_loop, settings) as port:
         address = f"127.0.0.1:{port}"
         assert _top(settings, address, labelled_tenant, rerank=False)[0].startswith("Noise")
-        assert _top(settings, address, labelled_tenant, rerank=None)[0] == "Answer"  # the default reranks
+        assert _top(settings, address, labelled_tenant, rerank=True)[0] == "Answer"
 
     # A margin no model can reach: registered and judged, not promoted; the champion serves on.
     failing = load_dag("train_reranker").test(run_conf=_conf(labelled_tenant, 1.0))
@@ -139,4 +139,4 @@ def test_labels_to_a_promoted_reranker_then_a_failing_gate_keeps_it(
     assert "does not beat" in mlflow.get_model_version(REGISTERED, str(latest)).tags["promotion_gate"]
     assert mlflow.get_model_version_by_alias(REGISTERED, "champion").version == new
     with serving_application(grpc_loop, settings) as port:
-        assert _top(settings, f"127.0.0.1:{port}", labelled_tenant, rerank=None)[0] == "Answer"
+        assert _top(settings, f"127.0.0.1:{port}", labelled_tenant, rerank=True)[0] == "Answer"
