@@ -27,8 +27,11 @@ Runs when the embedder is promoted (asset `rag://models/embedder`) or by hand wi
    active version, so it serves the old index all along. A retried task resumes.
 3. **evaluate**: the quality gate. Self-retrieval on *sample_size* chunks (query: a sentence of
    the chunk; hit: the chunk in the top 10 of the whole new index) and the optional
-   *labelled_queries*; each recall@10 must reach *recall_threshold*. Below it, the version is
-   marked `failed` with the reason, its shadow rows are deleted, and the run fails saying why.
+   *labelled_queries*; each recall@10 must reach *recall_threshold*. After `finetune_embedder`
+   (its Asset event, or *held_back_labels*), the tenant's held-back labelled queries too: the
+   new index's hybrid nDCG@10 must be at least the serving index's. Below it, the version is
+   marked `failed` with the reason, its shadow rows are deleted, the embedder that served before
+   serves again, and the run fails saying why.
 4. **cut_over**: new version `active`, old one `retired`, in one transaction (after embedding
    what was ingested meanwhile).
 5. **retire_old**: deletes the old version's chunks, refreshes BM25 statistics.
@@ -89,6 +92,15 @@ Runs when the embedder is promoted (asset `rag://models/embedder`) or by hand wi
             title="Labelled queries",
             description="Optional held-out queries: {tenant, query, document_id that must be in the top 10}.",
         ),
+        "held_back_labels": Param(
+            {},
+            type="object",
+            title="Held-back labels",
+            description=(
+                "From finetune_embedder's promotion: {tenant, held_back_fraction, seed, baseline_ndcg_at_10};"
+                " the new index must reach that hybrid nDCG@10 on the tenant's held-back labelled queries."
+            ),
+        ),
     },
 )
 def reembed_index() -> None:
@@ -103,16 +115,19 @@ def reembed_index() -> None:
 
         assert params is not None
         version = params["model_version"]
-        if not version:
-            events = get_current_context().get("triggering_asset_events") or {}
-            for asset_events in events.values():
-                for event in asset_events:
-                    version = (event.extra or {}).get("model_version") or version
+        labels = params.get("held_back_labels") or {}
+        events = get_current_context().get("triggering_asset_events") or {}
+        for asset_events in events.values():
+            for event in asset_events:
+                extra = event.extra or {}
+                if not params["model_version"]:
+                    version = extra.get("model_version") or version
+                labels = extra.get("labels") or labels
         with RagHook() as hook:
             planned = plan_reembed(hook.pool, hook.triton.embed, model_version=version)
         if planned is None:
             raise AirflowSkipException("no new embedder version to re-embed with")
-        return planned.as_dict()
+        return planned.as_dict() | {"labels": labels}
 
     @task
     def split(source: str, target: str, params: dict[str, Any] | None = None) -> list[list[int]]:
@@ -139,13 +154,18 @@ def reembed_index() -> None:
 
     @task(trigger_rule="none_failed_min_one_success")
     def evaluate(
-        results: list[dict[str, float]] | None, source: str, target: str, params: dict[str, Any] | None = None
+        results: list[dict[str, float]] | None,
+        source: str,
+        target: str,
+        labels: dict[str, Any],
+        params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The quality gate; a failure marks the version failed, deletes its rows and says why."""
         from airflow.sdk.exceptions import AirflowFailException
         from rag_hooks import RagHook
 
         from rag.ingestion.reembed import quality_gate, reject
+        from rag.ingestion.reembed_labels import HeldBackLabels
 
         assert params is not None
         chunks = sum(r["chunks"] for r in results or [])
@@ -165,12 +185,16 @@ def reembed_index() -> None:
                 samples=params["sample_size"],
                 threshold=params["recall_threshold"],
                 labelled=params["labelled_queries"],
+                held_back=HeldBackLabels.of(labels),
             )
             gate.quality.update({"embedded_chunks": chunks, "embed_seconds": round(seconds, 3)})
             log.info("%s: %s", gate.reason, gate.quality)
             if not gate.passed:
                 reject(hook.pool, source=source, target=target, reason=gate.reason, quality=gate.quality)
-                raise AirflowFailException(f"{target} not activated, {source} keeps serving: {gate.reason}")
+                restored = hook.restore_embedder(target)
+                raise AirflowFailException(
+                    f"{target} not activated, {source} keeps serving: {gate.reason}; {restored}"
+                )
         return gate.quality
 
     @task
@@ -196,7 +220,7 @@ def reembed_index() -> None:
     planned = plan()
     source, target = planned["source"], planned["target"]
     embedded = embed_range.partial(source=source, target=target).expand(id_range=split(source, target))
-    quality = evaluate(embedded, source, target)
+    quality = evaluate(embedded, source, target, planned["labels"])
     retire_old(cut_over(quality, source, target), source, target)
 
 

@@ -141,6 +141,28 @@ class RagHook(BaseHook):
             trained, margin=margin, pool=self.pool, triton=self.triton, settings=self.settings
         )
 
+    def train_embedder(self, params: dict[str, Any], *, username: str) -> dict[str, Any]:
+        """:func:`rag.modelops.training_assembly.train_embedder` over this hook's connections."""
+        from rag.modelops.training_assembly import train_embedder
+
+        return train_embedder(
+            params, pool=self.pool, triton=self.triton, settings=self.settings, username=username
+        )
+
+    def promote_embedder(self, trained: dict[str, Any], *, margin: float) -> dict[str, Any]:
+        """:func:`rag.modelops.training_assembly.promote_embedder` over this hook's connections."""
+        from rag.modelops.training_assembly import promote_embedder
+
+        return promote_embedder(
+            trained, margin=margin, pool=self.pool, triton=self.triton, settings=self.settings
+        )
+
+    def restore_embedder(self, model_version: str) -> str:
+        """:func:`rag.modelops.training_assembly.restore_embedder` over this hook's connections."""
+        from rag.modelops.training_assembly import restore_embedder
+
+        return restore_embedder(model_version, pool=self.pool, triton=self.triton, settings=self.settings)
+
     def admin_dsn(self, conn_id: str = ADMIN_DB_CONN_ID) -> str | None:
         """The admin connection's DSN, or None when Airflow has no such connection."""
         from airflow.sdk.exceptions import AirflowNotFoundException

@@ -35,6 +35,7 @@ from rag.core.documents import EMBEDDING_DIMENSION
 from rag.core.errors import FailedPrecondition
 from rag.core.ports import Embedder
 from rag.core.search import Filters
+from rag.ingestion.reembed_labels import HeldBackLabels, held_back_ndcg
 
 log = logging.getLogger(__name__)
 
@@ -164,11 +165,14 @@ def quality_gate(
     threshold: float = 0.8,
     k: int = 10,
     labelled: Sequence[dict[str, str]] = (),
+    held_back: HeldBackLabels | None = None,
 ) -> GateResult:
     """Recall@k of the shadow index: self-retrieval on ``samples`` chunks (searched across all
     tenants, so that a small tenant cannot make any embedding look good), and on ``labelled``
     queries (``{"tenant", "query", "document_id"}``: a hit when a top-k chunk is that document's).
-    Passes when every measured recall is at least ``threshold``."""
+    Passes when every measured recall is at least ``threshold`` and, given ``held_back`` (a
+    fine-tuned embedder's labels: :mod:`rag.ingestion.reembed_labels`), when the shadow index's
+    hybrid nDCG@10 on those queries is at least what the serving index had."""
     shadow = ShadowIndex(pool, source=source, target=target)
     search = SearchRepository(pool)
     began = time.monotonic()
@@ -198,22 +202,49 @@ def quality_gate(
         recalls["labelled"] = hits / len(labelled)
         quality["labelled_queries"] = len(labelled)
     quality.update({f"{name}_recall_at_{k}": round(r, 4) for name, r in recalls.items()})
+    worse = ""
+    if held_back is not None:
+        ndcg, measured = held_back_ndcg(pool, embed, held_back, source=source, target=target)
+        quality.update(
+            {
+                "heldback_tenant": held_back.tenant,
+                "heldback_queries": measured,
+                "heldback_ndcg_at_10": round(ndcg, 4),
+                "heldback_baseline_ndcg_at_10": round(held_back.baseline_ndcg_at_10, 4),
+            }
+        )
+        if measured and ndcg < held_back.baseline_ndcg_at_10:
+            worse = (
+                f"held-back hybrid nDCG@10 {ndcg:.4f} < {held_back.baseline_ndcg_at_10:.4f} of the serving"
+                f" index on {measured} labelled queries of tenant {held_back.tenant}"
+            )
     quality["gate_seconds"] = round(time.monotonic() - began, 3)
     below = {name: r for name, r in recalls.items() if r < threshold}
+    if worse and not below:
+        return GateResult(False, f"quality gate failed: {worse}", quality)
     if below:
-        reason = "quality gate failed: " + "; ".join(
-            f"{name.replace('_', '-')} recall@{k} {r:.3f} < threshold {threshold:.3f}"
-            + (
-                f" on {len(sample)} sampled chunks"
-                if name == "self_retrieval"
-                else f" on {len(labelled)} queries"
+        reason = (
+            "quality gate failed: "
+            + "; ".join(
+                f"{name.replace('_', '-')} recall@{k} {r:.3f} < threshold {threshold:.3f}"
+                + (
+                    f" on {len(sample)} sampled chunks"
+                    if name == "self_retrieval"
+                    else f" on {len(labelled)} queries"
+                )
+                for name, r in below.items()
             )
-            for name, r in below.items()
+            + (f"; {worse}" if worse else "")
         )
         return GateResult(False, reason, quality)
     if not recalls:
         return GateResult(True, "no chunks to evaluate: an empty index passes", quality)
     summary = ", ".join(f"{name} recall@{k} {r:.3f}" for name, r in recalls.items())
+    if "heldback_ndcg_at_10" in quality:
+        summary += (
+            f"; held-back hybrid nDCG@10 {quality['heldback_ndcg_at_10']:.4f}"
+            f" >= {quality['heldback_baseline_ndcg_at_10']:.4f}"
+        )
     return GateResult(True, f"quality gate passed: {summary} >= {threshold:.3f}", quality)
 
 

@@ -98,7 +98,7 @@ class RerankerTraining:
 
 
 @dataclass(frozen=True)
-class TrainedReranker:
+class TrainedModel:
     version: str
     run_id: str
     metrics: dict[str, float]
@@ -136,7 +136,7 @@ def train(
     champion: PairScorer | None,
     device: str = "cpu",
     work_dir: Path | None = None,
-) -> TrainedReranker:
+) -> TrainedModel:
     """Steps 1-5 of the module docstring; ``register(kind, path, run_id=, tags=, description=)``
     is :meth:`rag.modelops.lifecycle.ModelLifecycle.register`."""
     lines: list[str] = []
@@ -215,7 +215,7 @@ def train(
     finally:
         runs.end_run(run_id, failed=failed)
     say(f"registered {info.name} version {info.version}")
-    return TrainedReranker(str(info.version), run_id, metrics)
+    return TrainedModel(str(info.version), run_id, metrics)
 
 
 def decide(metrics: Mapping[str, float], margin: float) -> Decision:

@@ -9,7 +9,9 @@ connections (what ``RagHook`` delegates to).
 - :func:`served_reranker` is the champion as it serves: Triton's ``reranker`` model, as a
   :data:`rag.training.evaluation.PairScorer`, or None when no reranker is loaded.
 - :func:`train_reranker` and :func:`promote_reranker` are the two tasks of the
-  ``train_reranker`` DAG (:mod:`rag.modelops.reranker_training` says what they do).
+  ``train_reranker`` DAG (:mod:`rag.modelops.reranker_training` says what they do);
+  :func:`train_embedder` and :func:`promote_embedder` those of ``finetune_embedder``
+  (:mod:`rag.modelops.embedder_training`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
     from rag.adapters.mlflow_registry import ModelRegistry
     from rag.adapters.triton import BlockingTriton
+    from rag.modelops.packaging import ModelKind
     from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,16 +84,18 @@ def served_reranker(triton: BlockingTriton) -> PairScorer | None:
     return score
 
 
-def base_weights(base_model: str, registry: ModelRegistry, target: Path) -> Path:
-    """The weights a training starts from: the packaged MiniLM, or a registered reranker
-    version (``champion`` or a number) downloaded into ``target``."""
+def base_weights(
+    base_model: str, registry: ModelRegistry, target: Path, kind: ModelKind | None = None
+) -> Path:
+    """The weights a training starts from: the packaged MiniLM, or a registered version of
+    ``kind`` (the reranker unless told; ``champion`` or a number) downloaded into ``target``."""
     from rag.modelops.packaging import CHAMPION, ModelKind, weights_in
     from rag.modelops.reranker_training import BASE_PACKAGED
     from rag.models.artifacts import default_embedder_path
 
     if base_model == BASE_PACKAGED:
         return default_embedder_path()
-    name = ModelKind.RERANKER.registered_name
+    name = (kind or ModelKind.RERANKER).registered_name
     version = registry.alias(name, CHAMPION) if base_model == CHAMPION else base_model
     if version is None:
         raise FailedPrecondition(f"{name} has no champion to start from: use base_model packaged")
@@ -151,3 +156,98 @@ def promote_reranker(
         deployment = lifecycle.promote(ModelKind.RERANKER, version)
         log.info("%s version %s serves as Triton version %s", name, version, deployment.triton_version)
     return {"version": version, "promoted": decision.promote, "reason": decision.reason}
+
+
+def train_embedder(
+    params: Mapping[str, Any],
+    *,
+    pool: ConnectionPool,
+    triton: BlockingTriton,
+    settings: Settings,
+    username: str,
+) -> dict[str, Any]:
+    """The ``finetune_embedder`` DAG's ``train`` task: the new version, its run and metrics."""
+    from rag.adapters.postgres.labels import LabelRepository
+    from rag.modelops.embedder_training import EmbedderTraining, train
+    from rag.modelops.lifecycle import build_lifecycle
+    from rag.modelops.packaging import ModelKind
+    from rag.models.artifacts import resolve_device
+
+    job = EmbedderTraining.from_params(params)
+    lifecycle = build_lifecycle(settings, pool, triton)
+    queries = LabelRepository(pool).labelled_queries(job.tenant)
+    with tempfile.TemporaryDirectory(prefix="rag-train-") as tmp:
+        trained = train(
+            job,
+            queries,
+            search=hybrid_candidates(triton, pool, settings, tenant=job.tenant, username=username),
+            runs=lifecycle.registry,
+            register=lifecycle.register,
+            base=base_weights(job.base_model, lifecycle.registry, Path(tmp) / "base", ModelKind.EMBEDDER),
+            serving=lambda texts: triton.embed(texts),
+            device=resolve_device("cuda" if settings.ENABLE_GPU else "cpu"),
+            work_dir=Path(tmp),
+        )
+    return trained.as_xcom()
+
+
+def promote_embedder(
+    trained: Mapping[str, Any],
+    *,
+    margin: float,
+    pool: ConnectionPool,
+    triton: BlockingTriton,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The DAG's ``promote`` task: the gate's decision and, when it passes, the promotion (which
+    records the index as stale) and what ``reembed_index`` needs to judge the re-embedded index:
+    the new index version and the tenant's held-back split with its hybrid nDCG@10 today."""
+    from rag.modelops import embedder_training as training
+    from rag.modelops.lifecycle import build_lifecycle
+    from rag.modelops.packaging import TAG_MODEL_VERSION, ModelKind
+
+    lifecycle = build_lifecycle(settings, pool, triton)
+    decision = training.decide(trained["metrics"], margin)
+    name, version = ModelKind.EMBEDDER.registered_name, str(trained["version"])
+    lifecycle.registry.set_version_tag(name, version, training.TAG_GATE, decision.reason)
+    log.info("%s version %s: %s", name, version, decision.reason)
+    out: dict[str, Any] = {"version": version, "promoted": decision.promote, "reason": decision.reason}
+    if decision.promote:
+        deployment = lifecycle.promote(ModelKind.EMBEDDER, version)
+        info = lifecycle.registry.version(name, version)
+        log.info("%s version %s serves as Triton version %s", name, version, deployment.triton_version)
+        out |= {
+            "model_version": info.tag(TAG_MODEL_VERSION),
+            "labels": {
+                "tenant": info.tag(training.TAG_TENANT),
+                "held_back_fraction": float(info.tag(training.TAG_HELD_BACK_FRACTION)),
+                "seed": int(info.tag(training.TAG_SEED)),
+                "baseline_ndcg_at_10": float(trained["metrics"][training.TAG_SERVING_HYBRID_NDCG]),
+            },
+        }
+    return out
+
+
+def restore_embedder(
+    model_version: str, *, pool: ConnectionPool, triton: BlockingTriton, settings: Settings
+) -> str:
+    """After ``reembed_index``'s gate rejected ``model_version``: when that embedder is the one
+    Triton serves (a promotion put it there), serve again the version that served before, so
+    that queries are embedded by the model the serving index was built with. Returns what was
+    done, for the task's message."""
+    from rag.modelops.lifecycle import build_lifecycle
+    from rag.modelops.packaging import ModelKind
+
+    lifecycle = build_lifecycle(settings, pool, triton)
+    current = lifecycle.records.serving(ModelKind.EMBEDDER.triton_model)
+    if current is None or current.details.get("model_version") != model_version:
+        return f"the embedder serving is not {model_version}: nothing to roll back"
+    try:
+        restored = lifecycle.rollback(ModelKind.EMBEDDER)
+    except FailedPrecondition as exc:
+        log.error("%s still serves and cannot be rolled back: %s", model_version, exc)
+        return f"{model_version} still serves and cannot be rolled back ({exc}): promote the earlier embedder"
+    return (
+        f"{ModelKind.EMBEDDER.registered_name} version {restored.mlflow_version} serves again"
+        f" (Triton version {restored.triton_version})"
+    )

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from rag.core.errors import FailedPrecondition
 from rag.core.ports import IndexVersions, Priority, QueryLog, QueryModels, ResultCache, SearchIndex
-from rag.core.ranking import reciprocal_rank_fusion
+from rag.core.ranking import HYBRID_RRF_K, reciprocal_rank_fusion
 from rag.core.search import (
     Filters,
     QueryRecord,
@@ -40,11 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The RRF constant for hybrid search. Cormack et al.'s 60 flattens the rank curve so much that a
-# chunk ranked 1st by one retriever and absent from the other's list is outscored by chunks both
-# rank in the twenties. On SciFact (809 train queries, bench.quality) k = 10 gave hybrid
-# nDCG@10 0.725 vs 0.715 at k = 60, and was the best k on each half of the queries alone.
-HYBRID_RRF_K = 10
 # How many fused candidates the cross-encoder reorders (settings: RERANK_DEPTH).
 DEFAULT_RERANK_DEPTH = 30
 

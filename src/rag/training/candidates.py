@@ -104,6 +104,37 @@ def pairs(lists: Iterable[RankedCandidates], *, negatives: int, negative_depth: 
     return out
 
 
+@dataclass(frozen=True)
+class Triplet:
+    query: str
+    positive: str
+    negative: str
+
+
+def triplets(
+    lists: Iterable[RankedCandidates], *, negatives: int, negative_depth: int, seed: int
+) -> list[Triplet]:
+    """For the embedder: each relevant document's best-ranked chunk as a positive, paired with
+    ``negatives`` hard negatives drawn at random from the query's first ``negative_depth``
+    irrelevant candidates (one triplet per positive and negative). Queries with no relevant
+    candidate, or no irrelevant one, give nothing."""
+    rng = random.Random(seed)  # noqa: S311 (a reproducible sample, not a secret)
+    out: list[Triplet] = []
+    for ranked in lists:
+        best: dict[str, Candidate] = {}
+        for c in ranked.candidates:
+            if ranked.relevant(c):
+                best.setdefault(c.document_id, c)
+        pool = [c for c in ranked.candidates[:negative_depth] if not ranked.relevant(c)]
+        if not best or not pool:
+            continue
+        for positive in best.values():
+            for negative in rng.sample(pool, min(negatives, len(pool))):
+                out.append(Triplet(ranked.query, positive.text, negative.text))
+    rng.shuffle(out)
+    return out
+
+
 def hybrid_run(lists: Iterable[RankedCandidates]) -> Run:
     """The search's own document ranking of each query (a document at its best chunk's place)."""
     return {r.key: documents_from_chunks((c.document_id, 0.0) for c in r.candidates) for r in lists}

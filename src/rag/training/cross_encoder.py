@@ -13,45 +13,15 @@ its progress every ``log_every`` steps; the result is saved as a plain CrossEnco
 from __future__ import annotations
 
 import logging
-import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from rag.training.budget import Progress, TrainingParams, TrainingReport, Watch
 from rag.training.candidates import Pair
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class TrainingParams:
-    epochs: int = 1
-    max_steps: int = 0  # 0: as many as the epochs take
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    warmup_ratio: float = 0.1
-    max_length: int = 256
-    seed: int = 13
-    time_budget_s: float = 0.0  # 0: no budget
-    log_every: int = 10
-
-    def steps_for(self, examples: int) -> int:
-        per_epoch = math.ceil(examples / self.batch_size)
-        total = per_epoch * self.epochs
-        return min(total, self.max_steps) if self.max_steps > 0 else total
-
-
-@dataclass(frozen=True)
-class TrainingReport:
-    path: Path
-    steps: int
-    seconds: float
-    final_loss: float | None
-    stopped_by_budget: bool
+__all__ = ["TrainingParams", "TrainingReport", "train_cross_encoder"]
 
 
 def train_cross_encoder(
@@ -68,7 +38,7 @@ def train_cross_encoder(
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from sentence_transformers.cross_encoder.training_args import CrossEncoderTrainingArguments
-    from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments, set_seed
+    from transformers import set_seed
 
     say = progress or log.info
     if not examples:
@@ -85,28 +55,7 @@ def train_cross_encoder(
         }
     )
     steps = params.steps_for(len(examples))
-    began = time.monotonic()
-    seen: dict[str, Any] = {"loss": None, "budget": False}
-
-    class Watch(TrainerCallback):
-        def on_log(
-            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-        ) -> None:
-            logs = kwargs.get("logs") or {}
-            if "loss" in logs:
-                seen["loss"] = float(logs["loss"])
-                elapsed = time.monotonic() - began
-                say(
-                    f"step {state.global_step}/{steps}: loss {seen['loss']:.4f},"
-                    f" {elapsed:.0f} s, {elapsed / max(1, state.global_step):.2f} s/step"
-                )
-
-        def on_step_end(
-            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-        ) -> None:
-            if params.time_budget_s and time.monotonic() - began > params.time_budget_s:
-                seen["budget"] = True
-                control.should_training_stop = True
+    watch = Watch(params, steps, say)
 
     args = CrossEncoderTrainingArguments(
         output_dir=str(out_dir / "checkpoints"),
@@ -130,10 +79,10 @@ def train_cross_encoder(
         args=args,
         train_dataset=data,
         loss=BinaryCrossEntropyLoss(model),
-        callbacks=[Watch()],
+        callbacks=[watch.callback()],
     )
     output = trainer.train()
     model.save_pretrained(str(out_dir))
-    seconds = time.monotonic() - began
-    say(f"trained {output.global_step} steps in {seconds:.0f} s; saved in {out_dir}")
-    return TrainingReport(out_dir, int(output.global_step), seconds, seen["loss"], bool(seen["budget"]))
+    report = watch.report(out_dir, int(output.global_step))
+    say(f"trained {report.steps} steps in {report.seconds:.0f} s; saved in {out_dir}")
+    return report

@@ -17,6 +17,7 @@ from rag.training.candidates import RankedCandidates, hybrid_run, qrels
 from rag.training.metrics import Run, documents_from_chunks, evaluate
 
 PairScorer = Callable[[Sequence[tuple[str, str]]], NDArray[np.float32]]
+Encoder = Callable[[Sequence[str]], NDArray[np.float32]]
 
 NDCG = "ndcg@10"
 MRR = "mrr@10"
@@ -55,6 +56,23 @@ def reranked_run(lists: Sequence[RankedCandidates], score: PairScorer, *, depth:
         chunks = [head[i] for i in order] + list(ranked.candidates[depth:])
         run[ranked.key] = documents_from_chunks((c.document_id, 0.0) for c in chunks)
     return run
+
+
+def similarity_scorer(encode: Encoder) -> PairScorer:
+    """An embedder as a :data:`PairScorer`: the cosine of the query's and the passage's vectors
+    (each distinct text encoded once), so an embedder is judged by the order it gives the same
+    candidates a reranker reorders."""
+
+    def score(pairs: Sequence[tuple[str, str]]) -> NDArray[np.float32]:
+        if not pairs:
+            return np.empty((0,), dtype=np.float32)
+        texts = list(dict.fromkeys(t for pair in pairs for t in pair))
+        vectors = np.asarray(encode(texts), dtype=np.float32)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        at = {t: i for i, t in enumerate(texts)}
+        return np.asarray([float(vectors[at[q]] @ vectors[at[p]]) for q, p in pairs], dtype=np.float32)
+
+    return score
 
 
 def compare(lists: Sequence[RankedCandidates], score: PairScorer, *, depth: int) -> Comparison:

@@ -12,8 +12,9 @@ import pytest
 from numpy.typing import NDArray
 
 from rag.core.errors import FailedPrecondition
+from rag.core.ranking import HYBRID_RRF_K
 from rag.core.search import SearchMode, SearchRequest, SearchResult
-from rag.retrieval.service import HYBRID_RRF_K, Caller, RetrievalService
+from rag.retrieval.service import Caller, RetrievalService
 from tests.unit.fakes import EPOCH, FakeCache, FakeModels, FakeQueryLog, FakeSearchIndex, FakeVersions
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag.training.candidates import Candidate, RankedCandidates, hybrid_run, mine, pairs
+from rag.training.candidates import Candidate, RankedCandidates, hybrid_run, mine, pairs, triplets
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,15 @@ def test_pairs_draw_at_most_the_negatives_asked_and_skip_queries_without_a_relev
 def test_the_hybrid_run_ranks_each_document_at_its_best_chunk() -> None:
     ranked = RankedCandidates("q", "query", {}, _chunks("a", "b", "a", "c"))
     assert [doc for doc, _ in hybrid_run([ranked])["q"]] == ["a", "b", "c"]
+
+
+def test_triplets_pair_each_relevant_documents_best_chunk_with_top_unlabelled_negatives() -> None:
+    ranked = RankedCandidates("q", "query", {"d1": 2, "d3": 0}, _chunks("d0", "d1", "d3", "d1", "d4", "d5"))
+    out = triplets([ranked], negatives=10, negative_depth=3, seed=1)
+    # d1's best chunk (#1) only, not its second one; negatives from the first 3: d0 and d3.
+    assert {t.positive for t in out} == {"text of d1 #1"}
+    assert sorted(t.negative for t in out) == ["text of d0 #0", "text of d3 #2"]
+    assert {t.query for t in out} == {"query"}
+    assert len(triplets([ranked], negatives=1, negative_depth=3, seed=1)) == 1
+    missed = RankedCandidates("m", "missed", {"zz": 1}, _chunks("d0", "d1"))
+    assert triplets([missed], negatives=2, negative_depth=10, seed=1) == []

@@ -9,7 +9,7 @@ import pytest
 from numpy.typing import NDArray
 
 from rag.training.candidates import Candidate, RankedCandidates
-from rag.training.evaluation import PairScorer, compare, reranked_run
+from rag.training.evaluation import PairScorer, compare, reranked_run, similarity_scorer
 
 
 def _ranked(key: str, docs: Sequence[str], grades: dict[str, int]) -> RankedCandidates:
@@ -47,3 +47,17 @@ def test_metrics_name_the_modes_and_the_gain() -> None:
     metrics = compare(lists, _prefers("rel"), depth=2).as_metrics("heldback_")
     assert metrics["heldback_reranked_ndcg_at_10"] == 1.0
     assert metrics["heldback_ndcg_at_10_gain"] == pytest.approx(1.0 - metrics["heldback_hybrid_ndcg_at_10"])
+
+
+def test_an_embedder_judges_by_cosine_and_encodes_each_text_once() -> None:
+    seen: list[list[str]] = []
+    space = {"q": [1.0, 0.0], "near": [2.0, 0.1], "far": [0.0, 1.0]}
+
+    def encode(texts: Sequence[str]) -> NDArray[np.float32]:
+        seen.append(list(texts))
+        return np.array([space[t] for t in texts], dtype=np.float32)
+
+    scores = similarity_scorer(encode)([("q", "far"), ("q", "near"), ("q", "near")])
+    assert seen == [["q", "far", "near"]]
+    assert scores[1] == pytest.approx(scores[2]) and scores[1] > 0.99 and abs(float(scores[0])) < 1e-6
+    assert similarity_scorer(encode)([]).shape == (0,)

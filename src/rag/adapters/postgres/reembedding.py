@@ -146,6 +146,15 @@ class ShadowIndex:
             ).fetchall()
         return {int(i): d for i, d in rows}
 
+    def positions_of(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """Each chunk's (document, ordinal): the same chunk under either version."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, document_id::text, ordinal FROM chunks WHERE id = ANY(%s::bigint[])",
+                (list(chunk_ids),),
+            ).fetchall()
+        return {int(i): (d, int(o)) for i, d, o in rows}
+
     def count(self, version: str) -> int:
         with self.pool.connection() as conn:
             row = conn.execute(
