@@ -8,6 +8,7 @@ ranks at its best chunk's place. Reports nDCG@10, Recall@100 and MRR@10 and writ
     python -m bench.quality                                  # SciFact in ../shared/data/scifact
     python -m bench.quality --data /path/to/beir/nfcorpus --split test
     python -m bench.quality --max-queries 50                 # a quick look
+    python -m bench.quality --train-on train                 # learn from train labels (bench.learned)
 
 Reference points (shared/NOTES.md, same model and machine): exact dense search 0.645 nDCG@10
 on SciFact, BM25 0.657-0.679, their reciprocal rank fusion 0.712. Target: hybrid >= 0.72 and
@@ -287,10 +288,26 @@ def main(argv: list[str] | None = None) -> int:
         "--max-queries", type=int, default=None, help="evaluate only the first N judged queries"
     )
     parser.add_argument("--results", type=Path, default=report.RESULTS, help="where JSON and TREC runs go")
+    learning = parser.add_argument_group("learned relevance (bench.learned)")
+    learning.add_argument(
+        "--train-on",
+        default=None,
+        metavar="SPLIT",
+        help="import SPLIT's qrels as labels, fine-tune the embedder and train a reranker through the"
+        " DAGs' task code, then evaluate (on --split, or on the held-back queries when it is SPLIT)",
+    )
+    learning.add_argument("--seed", type=int, default=13, help="which queries are held back (default 13)")
+    learning.add_argument("--held-back-fraction", type=float, default=0.2)
+    learning.add_argument("--embedder-epochs", type=int, default=1)
+    learning.add_argument("--reranker-max-steps", type=int, default=0, help="0: one epoch")
+    learning.add_argument("--skip-embedder", action="store_true")
+    learning.add_argument("--skip-reranker", action="store_true")
     args = parser.parse_args(argv)
     dataset = beir.load(args.data, args.split, max_queries=args.max_queries)
     target = connect(args.state_dir, start=args.start)
     tenant, doc_of = ensure_ingested(target.settings, dataset)
+    if args.train_on:
+        return learn(args, dataset, target, tenant, doc_of)
     results = evaluate_modes(
         target.grpc_address,
         target.settings,
@@ -304,6 +321,39 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     path = report.save("quality", payload | {"tenant": tenant}, args.results)
     print(f"wrote {path} and TREC runs in {args.results}")
+    return 0
+
+
+def learn(
+    args: argparse.Namespace,
+    evaluation: beir.BeirDataset,
+    target: Target,
+    tenant: str,
+    doc_of: dict[str, str],
+) -> int:
+    from bench.learned import LoopParams, run_loop
+
+    train = beir.load(args.data, args.train_on)
+    loop = LoopParams(
+        held_back_fraction=args.held_back_fraction,
+        seed=args.seed,
+        embedder_epochs=args.embedder_epochs,
+        reranker_max_steps=args.reranker_max_steps,
+        skip_embedder=args.skip_embedder,
+        skip_reranker=args.skip_reranker,
+    )
+    before, after, trainings, judged = run_loop(target, tenant, train, evaluation, doc_of, loop)
+    payload: dict[str, Any] = {
+        "train_on": args.train_on,
+        "loop": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
+    for name, results in (("before", before), ("after", after)):
+        text, part = render(judged, results)
+        print(f"\n{name} training:\n{text}")
+        payload[name] = part
+    payload["trainings"] = trainings
+    path = report.save("quality-learned", payload | {"tenant": tenant}, args.results)
+    print(f"wrote {path}")
     return 0
 
 
