@@ -7,9 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, task
-from rag_dag_defaults import Retries, rag_dag
-
-from rag.core.auth import TENANT_PATTERN
+from rag_dag_defaults import Retries, label_training_params, rag_dag
 
 log = logging.getLogger(__name__)
 EMBEDDER = Asset("rag://models/embedder")  # its event starts reembed_index
@@ -44,24 +42,10 @@ Labels come from the `FeedbackService.GradeResult` RPC and `rag labels import`.
     schedule=None,
     tags=["models", "mlflow", "training"],
     retries=Retries(1, timedelta(minutes=1), up_to=timedelta(minutes=5), timeout=timedelta(hours=2)),
-    params={
-        "tenant": Param("default", type="string", pattern=f"^{TENANT_PATTERN}$", title="Tenant"),
-        "base_model": Param(
-            "packaged",
-            type="string",
-            pattern="^(packaged|champion|[1-9][0-9]{0,8})$",
-            title="Base model",
-            description="packaged (MiniLM), champion, or a version number of rag-embedder.",
-        ),
-        "epochs": Param(1, type="integer", minimum=1, maximum=20, title="Epochs"),
-        "max_steps": Param(
-            0,
-            type="integer",
-            minimum=0,
-            maximum=1_000_000,
-            title="Max steps",
-            description="0: as the epochs take.",
-        ),
+    params=label_training_params(
+        "rag-embedder", negatives=(1, 16, "Hard negatives per positive"), promotion_margin=0.005
+    )
+    | {
         "batch_size": Param(
             32,
             type="integer",
@@ -71,17 +55,6 @@ Labels come from the `FeedbackService.GradeResult` RPC and `rag labels import`.
             description="Every other passage of a batch is a negative: larger batches, harder training.",
         ),
         "learning_rate": Param(3e-5, type="number", exclusiveMinimum=0, maximum=0.01, title="Learning rate"),
-        "negatives_per_query": Param(
-            1, type="integer", minimum=1, maximum=16, title="Hard negatives per positive"
-        ),
-        "hard_negative_depth": Param(
-            30,
-            type="integer",
-            minimum=1,
-            maximum=100,
-            title="Hard-negative depth",
-            description="Negatives are drawn from this many top hybrid chunks.",
-        ),
         "judge_depth": Param(
             20,
             type="integer",
@@ -89,21 +62,6 @@ Labels come from the `FeedbackService.GradeResult` RPC and `rag labels import`.
             maximum=100,
             title="Judged candidates",
             description="Hybrid candidates each embedder orders on the held-back queries.",
-        ),
-        "held_back_fraction": Param(
-            0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1, title="Held-back fraction"
-        ),
-        "promotion_margin": Param(
-            0.005, type="number", minimum=0, maximum=1, title="Promotion margin (nDCG@10)"
-        ),
-        "seed": Param(13, type="integer", minimum=0, maximum=2**31 - 1, title="Seed"),
-        "time_budget_minutes": Param(
-            20,
-            type="number",
-            minimum=1,
-            maximum=600,
-            title="Time budget (minutes)",
-            description="Training stops here even if steps remain.",
         ),
     },
 )

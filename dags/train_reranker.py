@@ -6,10 +6,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import Param, task
-from rag_dag_defaults import Retries, rag_dag
-
-from rag.core.auth import TENANT_PATTERN
+from airflow.sdk import task
+from rag_dag_defaults import Retries, label_training_params, rag_dag
 
 log = logging.getLogger(__name__)
 
@@ -42,49 +40,9 @@ Labels come from the `FeedbackService.GradeResult` RPC and `rag labels import`.
     schedule=None,
     tags=["models", "mlflow", "training"],
     retries=Retries(1, timedelta(minutes=1), up_to=timedelta(minutes=5), timeout=timedelta(hours=2)),
-    params={
-        "tenant": Param("default", type="string", pattern=f"^{TENANT_PATTERN}$", title="Tenant"),
-        "base_model": Param(
-            "packaged",
-            type="string",
-            pattern="^(packaged|champion|[1-9][0-9]{0,8})$",
-            title="Base model",
-            description="packaged (MiniLM), champion, or a version number of rag-reranker.",
-        ),
-        "epochs": Param(1, type="integer", minimum=1, maximum=20, title="Epochs"),
-        "max_steps": Param(
-            0,
-            type="integer",
-            minimum=0,
-            maximum=1_000_000,
-            title="Max steps",
-            description="0: as the epochs take.",
-        ),
-        "negatives_per_query": Param(4, type="integer", minimum=1, maximum=64, title="Negatives per query"),
-        "hard_negative_depth": Param(
-            30,
-            type="integer",
-            minimum=1,
-            maximum=100,
-            title="Hard-negative depth",
-            description="Negatives are drawn from this many top hybrid chunks.",
-        ),
-        "held_back_fraction": Param(
-            0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1, title="Held-back fraction"
-        ),
-        "promotion_margin": Param(
-            0.01, type="number", minimum=0, maximum=1, title="Promotion margin (nDCG@10)"
-        ),
-        "seed": Param(13, type="integer", minimum=0, maximum=2**31 - 1, title="Seed"),
-        "time_budget_minutes": Param(
-            20,
-            type="number",
-            minimum=1,
-            maximum=600,
-            title="Time budget (minutes)",
-            description="Training stops here even if steps remain.",
-        ),
-    },
+    params=label_training_params(
+        "rag-reranker", negatives=(4, 64, "Negatives per query"), promotion_margin=0.01
+    ),
 )
 def train_reranker() -> None:
     @task

@@ -62,6 +62,60 @@ def chunking_params() -> dict[str, Param]:
     }
 
 
+def label_training_params(
+    registered: str, *, negatives: tuple[int, int, str], promotion_margin: float
+) -> dict[str, Param]:
+    """The Params both trainings on relevance labels take (train_reranker, finetune_embedder):
+    ``registered`` names the MLflow model a base version comes from; ``negatives`` is (default,
+    maximum, title) of the hard negatives drawn per query or positive."""
+    from rag.core.auth import TENANT_PATTERN
+
+    default, most, title = negatives
+    return {
+        "tenant": Param("default", type="string", pattern=f"^{TENANT_PATTERN}$", title="Tenant"),
+        "base_model": Param(
+            "packaged",
+            type="string",
+            pattern="^(packaged|champion|[1-9][0-9]{0,8})$",
+            title="Base model",
+            description=f"packaged (MiniLM), champion, or a version number of {registered}.",
+        ),
+        "epochs": Param(1, type="integer", minimum=1, maximum=20, title="Epochs"),
+        "max_steps": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=1_000_000,
+            title="Max steps",
+            description="0: as the epochs take.",
+        ),
+        "negatives_per_query": Param(default, type="integer", minimum=1, maximum=most, title=title),
+        "hard_negative_depth": Param(
+            30,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            title="Hard-negative depth",
+            description="Negatives are drawn from this many top hybrid chunks.",
+        ),
+        "held_back_fraction": Param(
+            0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1, title="Held-back fraction"
+        ),
+        "promotion_margin": Param(
+            promotion_margin, type="number", minimum=0, maximum=1, title="Promotion margin (nDCG@10)"
+        ),
+        "seed": Param(13, type="integer", minimum=0, maximum=2**31 - 1, title="Seed"),
+        "time_budget_minutes": Param(
+            20,
+            type="number",
+            minimum=1,
+            maximum=600,
+            title="Time budget (minutes)",
+            description="Training stops here even if steps remain.",
+        ),
+    }
+
+
 def rag_dag(
     dag_id: str,
     *,

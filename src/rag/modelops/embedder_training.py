@@ -20,31 +20,35 @@ The same steps as the reranker's (:mod:`rag.modelops.reranker_training`), with a
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rag.core.errors import InvalidInput
-from rag.modelops.packaging import CHAMPION, ModelKind
-from rag.modelops.reranker_training import BASE_PACKAGED, Decision, RunLog, TrainedModel
+from rag.modelops.label_training import (
+    TAG_GATE,
+    TAG_RUN,
+    TAG_TENANT,
+    Decision,
+    Journal,
+    LabelTraining,
+    RunLog,
+    TrainedModel,
+)
+from rag.modelops.packaging import ModelKind
 from rag.training.bi_encoder import train_bi_encoder
-from rag.training.budget import TrainingParams
 from rag.training.candidates import CandidateSearch, Labelled, mine, triplets
 from rag.training.evaluation import NDCG, Encoder, compare, similarity_scorer
 from rag.training.splits import held_back
 
 log = logging.getLogger(__name__)
 
-_BASE = re.compile(rf"^({BASE_PACKAGED}|{CHAMPION}|[1-9][0-9]{{0,8}})$")
-# Version tags: the gate's inputs, and what reembed_index reads to judge the re-embedded index.
-TAG_TENANT = "trained_for_tenant"
-TAG_RUN = "training_run_id"
-TAG_GATE = "promotion_gate"
+__all__ = ["TAG_GATE", "TAG_RUN", "TAG_TENANT", "EmbedderTraining", "decide", "train"]
+
+# Version tags: what reembed_index reads to judge the re-embedded index.
 TAG_HELD_BACK_FRACTION = "held_back_fraction"
 TAG_SEED = "split_seed"
 TAG_SERVING_HYBRID_NDCG = "heldback_hybrid_ndcg_at_10"
@@ -53,55 +57,21 @@ SERVING = "heldback_serving_embedder_ndcg_at_10"
 
 
 @dataclass(frozen=True)
-class EmbedderTraining:
+class EmbedderTraining(LabelTraining):
     """The DAG's typed Params, checked once."""
 
-    tenant: str
-    base_model: str = BASE_PACKAGED  # packaged, champion, or a registered version number
-    epochs: int = 1
-    max_steps: int = 0
+    POSITIVE: ClassVar[tuple[str, ...]] = (*LabelTraining.POSITIVE, "judge_depth")
+
     batch_size: int = 32
     learning_rate: float = 3e-5
     negatives_per_query: int = 1
-    hard_negative_depth: int = 30
-    judge_depth: int = 20
-    held_back_fraction: float = 0.2
     promotion_margin: float = 0.005
-    seed: int = 13
-    max_length: int = 256
-    time_budget_minutes: float = 20.0
+    judge_depth: int = 20
 
     def __post_init__(self) -> None:
-        if not _BASE.match(self.base_model):
-            raise InvalidInput(
-                f"must be {BASE_PACKAGED!r}, {CHAMPION!r} or a version number, got {self.base_model!r}",
-                field="base_model",
-            )
-        for name in ("epochs", "batch_size", "negatives_per_query", "hard_negative_depth", "judge_depth"):
-            if getattr(self, name) < 1:
-                raise InvalidInput(f"must be at least 1, got {getattr(self, name)}", field=name)
+        super().__post_init__()
         if self.batch_size < 2:
             raise InvalidInput("must be at least 2 (in-batch negatives)", field="batch_size")
-        if self.max_steps < 0 or self.time_budget_minutes < 0 or self.promotion_margin < 0:
-            raise InvalidInput("max_steps, time_budget_minutes and promotion_margin must not be negative")
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> EmbedderTraining:
-        fields = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in params.items() if k in fields})
-
-    @property
-    def training_params(self) -> TrainingParams:
-        return TrainingParams(
-            epochs=self.epochs,
-            max_steps=self.max_steps,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            max_length=self.max_length,
-            seed=self.seed,
-            time_budget_s=self.time_budget_minutes * 60,
-            log_every=5,
-        )
 
 
 def train(
@@ -117,12 +87,8 @@ def train(
     work_dir: Path | None = None,
 ) -> TrainedModel:
     """Steps 1-5 of the module docstring; ``serving`` embeds with the embedder Triton serves."""
-    lines: list[str] = []
-
-    def say(message: str) -> None:
-        log.info("%s", message)
-        lines.append(message)
-
+    journal = Journal()
+    say = journal.say
     judged = [q for q in queries if any(g > 0 for g in q.grades.values())]
     train_keys, held_keys = held_back([q.key for q in judged], job.held_back_fraction, seed=job.seed)
     say(
@@ -146,7 +112,9 @@ def train(
     try:
         with tempfile.TemporaryDirectory(prefix="rag-embedder-", dir=work_dir) as tmp:
             out = Path(tmp) / "model"
-            report = train_bi_encoder(base, examples, out, job.training_params, device=device, progress=say)
+            report = train_bi_encoder(
+                base, examples, out, job.training_params(log_every=5), device=device, progress=say
+            )
             from rag.models.embedding import Embedder
 
             new = Embedder(out, device=device)
@@ -170,13 +138,7 @@ def train(
                 f" ordered by each embedder: new nDCG@10 {metrics[NEW]:.4f},"
                 f" serving {metrics[SERVING]:.4f} (hybrid order {metrics[TAG_SERVING_HYBRID_NDCG]:.4f})"
             )
-            runs.log_metrics(run_id, metrics)
-            log_file = Path(tmp) / "training.log"
-            log_file.write_text("\n".join(lines) + "\n")
-            runs.log_artifact(run_id, log_file)
-            split_file = Path(tmp) / "split.json"
-            split_file.write_text(json.dumps({"train": train_keys, "held_back": held_keys}))
-            runs.log_artifact(run_id, split_file)
+            journal.record(runs, run_id, Path(tmp), metrics, {"train": train_keys, "held_back": held_keys})
             info = register(
                 ModelKind.EMBEDDER,
                 out,

@@ -20,109 +20,46 @@ its held-back nDCG@10 beats the better of plain hybrid and the serving champion 
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
-from rag.core.errors import InvalidInput
-from rag.modelops.packaging import CHAMPION, ModelKind
+from rag.modelops.label_training import (
+    BASE_PACKAGED,
+    TAG_GATE,
+    TAG_RUN,
+    TAG_TENANT,
+    Decision,
+    Journal,
+    LabelTraining,
+    RunLog,
+    TrainedModel,
+)
+from rag.modelops.packaging import ModelKind
 from rag.training.candidates import CandidateSearch, Labelled, mine, pairs
-from rag.training.cross_encoder import TrainingParams, train_cross_encoder
+from rag.training.cross_encoder import train_cross_encoder
 from rag.training.evaluation import NDCG, Comparison, PairScorer, compare
 from rag.training.splits import held_back
 
 log = logging.getLogger(__name__)
 
-BASE_PACKAGED = "packaged"
-_BASE = re.compile(rf"^({BASE_PACKAGED}|{CHAMPION}|[1-9][0-9]{{0,8}})$")
+__all__ = ["BASE_PACKAGED", "TAG_GATE", "TAG_RUN", "TAG_TENANT", "RerankerTraining", "decide", "train"]
+
 # Version tags the gate and operators read.
 TAG_HELD_BACK_NDCG = "heldback_ndcg_at_10"
 TAG_HYBRID_NDCG = "heldback_hybrid_ndcg_at_10"
-TAG_TENANT = "trained_for_tenant"
-TAG_RUN = "training_run_id"
-TAG_GATE = "promotion_gate"
 
 
 @dataclass(frozen=True)
-class RerankerTraining:
+class RerankerTraining(LabelTraining):
     """The DAG's typed Params, checked once."""
 
-    tenant: str
-    base_model: str = BASE_PACKAGED  # packaged, champion, or a registered version number
-    epochs: int = 1
-    max_steps: int = 0
-    batch_size: int = 16
-    learning_rate: float = 5e-5
-    negatives_per_query: int = 4
-    hard_negative_depth: int = 30
-    held_back_fraction: float = 0.2
-    promotion_margin: float = 0.01
-    seed: int = 13
+    POSITIVE: ClassVar[tuple[str, ...]] = (*LabelTraining.POSITIVE, "rerank_depth")
+
     rerank_depth: int = 30  # the DAG passes the serving RERANK_DEPTH
-    max_length: int = 256
-    time_budget_minutes: float = 20.0
-
-    def __post_init__(self) -> None:
-        if not _BASE.match(self.base_model):
-            raise InvalidInput(
-                f"must be {BASE_PACKAGED!r}, {CHAMPION!r} or a version number, got {self.base_model!r}",
-                field="base_model",
-            )
-        for name in ("epochs", "batch_size", "negatives_per_query", "hard_negative_depth", "rerank_depth"):
-            if getattr(self, name) < 1:
-                raise InvalidInput(f"must be at least 1, got {getattr(self, name)}", field=name)
-        if self.max_steps < 0 or self.time_budget_minutes < 0 or self.promotion_margin < 0:
-            raise InvalidInput("max_steps, time_budget_minutes and promotion_margin must not be negative")
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> RerankerTraining:
-        fields = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in params.items() if k in fields})
-
-    @property
-    def training_params(self) -> TrainingParams:
-        return TrainingParams(
-            epochs=self.epochs,
-            max_steps=self.max_steps,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            max_length=self.max_length,
-            seed=self.seed,
-            time_budget_s=self.time_budget_minutes * 60,
-        )
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    version: str
-    run_id: str
-    metrics: dict[str, float]
-
-    def as_xcom(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Decision:
-    promote: bool
-    reason: str
-
-
-class RunLog(Protocol):
-    """The training-run calls of :class:`rag.adapters.mlflow_registry.ModelRegistry`."""
-
-    def start_run(self, run_name: str, *, params: Mapping[str, object], tags: Mapping[str, str]) -> str: ...
-
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None: ...
-
-    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None: ...
-
-    def end_run(self, run_id: str, *, failed: bool = False) -> None: ...
 
 
 def train(
@@ -139,12 +76,8 @@ def train(
 ) -> TrainedModel:
     """Steps 1-5 of the module docstring; ``register(kind, path, run_id=, tags=, description=)``
     is :meth:`rag.modelops.lifecycle.ModelLifecycle.register`."""
-    lines: list[str] = []
-
-    def say(message: str) -> None:
-        log.info("%s", message)
-        lines.append(message)
-
+    journal = Journal()
+    say = journal.say
     judged = [q for q in queries if any(g > 0 for g in q.grades.values())]
     train_keys, held_keys = held_back([q.key for q in judged], job.held_back_fraction, seed=job.seed)
     say(
@@ -170,7 +103,7 @@ def train(
         with tempfile.TemporaryDirectory(prefix="rag-reranker-", dir=work_dir) as tmp:
             out = Path(tmp) / "model"
             report = train_cross_encoder(
-                base, examples, out, job.training_params, device=device, progress=say
+                base, examples, out, job.training_params(), device=device, progress=say
             )
             from rag.models.reranking import Reranker
 
@@ -192,13 +125,7 @@ def train(
                 f" reranked {result.reranked[NDCG]:.4f}"
                 + (f", champion {metrics['heldback_champion_ndcg_at_10']:.4f}" if champion else "")
             )
-            runs.log_metrics(run_id, metrics)
-            log_file = Path(tmp) / "training.log"
-            log_file.write_text("\n".join(lines) + "\n")
-            runs.log_artifact(run_id, log_file)
-            split_file = Path(tmp) / "split.json"
-            split_file.write_text(json.dumps({"train": train_keys, "held_back": held_keys}))
-            runs.log_artifact(run_id, split_file)
+            journal.record(runs, run_id, Path(tmp), metrics, {"train": train_keys, "held_back": held_keys})
             info = register(
                 ModelKind.RERANKER,
                 out,

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from rag.training.budget import Progress, TrainingParams, TrainingReport, Watch
+from rag.training.budget import Progress, TrainingParams, TrainingReport, Watch, trainer_arguments
 from rag.training.candidates import Triplet
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,11 @@ def train_bi_encoder(
     )
     steps = params.steps_for(len(examples))
     watch = Watch(params, steps, say)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=params.epochs,
-        max_steps=params.max_steps if params.max_steps > 0 else -1,
-        per_device_train_batch_size=params.batch_size,
-        learning_rate=params.learning_rate,
-        warmup_steps=params.warmup_ratio,  # a float below 1 is a share of the steps (Transformers 5)
-        seed=params.seed,
-        data_seed=params.seed,
-        logging_steps=params.log_every,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=device == "cpu",
-        dataloader_num_workers=0,
+    args = trainer_arguments(
+        SentenceTransformerTrainingArguments,
+        params,
+        out_dir,
+        device,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
     )
     say(f"fine-tuning the embedder {base.name}: {len(examples)} triplets, {steps} steps")

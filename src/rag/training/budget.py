@@ -82,3 +82,28 @@ class Watch:
 
     def report(self, path: Path, steps: int) -> TrainingReport:
         return TrainingReport(path, steps, time.monotonic() - self.began, self.loss, self.stopped_by_budget)
+
+
+def trainer_arguments(
+    arguments: Callable[..., Any], params: TrainingParams, out_dir: Path, device: str, **extra: Any
+) -> Any:
+    """``arguments`` (a sentence-transformers ``*TrainingArguments`` class) for ``params``:
+    AdamW with linear warm-up and decay, no checkpoints (the caller saves the model), progress
+    through :class:`Watch` rather than tqdm, the CPU unless ``device`` names another."""
+    return arguments(
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=params.epochs,
+        max_steps=params.max_steps if params.max_steps > 0 else -1,
+        per_device_train_batch_size=params.batch_size,
+        learning_rate=params.learning_rate,
+        warmup_steps=params.warmup_ratio,  # a float below 1 is a share of the steps (Transformers 5)
+        seed=params.seed,
+        data_seed=params.seed,
+        logging_steps=params.log_every,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        dataloader_num_workers=0,
+        **extra,
+    )

@@ -9,16 +9,12 @@ served before. The corpus is train_reranker's (test_train_reranker): for each to
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from bench.indexing import Ingestion, ingest_texts
-from rag.adapters.postgres.documents import DocumentRepository
-from rag.adapters.postgres.labels import LabelRepository
 from rag.adapters.postgres.search import SearchRepository
 from rag.adapters.triton import BlockingTriton
 from rag.core.search import Filters
@@ -27,7 +23,7 @@ from rag.ingestion.pipeline import Pipeline
 from rag.modelops.lifecycle import ModelLifecycle
 from rag.modelops.packaging import TAG_MODEL_VERSION, ModelKind
 from tests.fixtures.airflow import load_dag
-from tests.integration.dags.test_train_reranker import TOPICS, _corpus, _query
+from tests.integration.dags.test_train_reranker import TOPICS, _query, label_topics
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.fixtures.models"]  # the lifecycle fixture
@@ -38,21 +34,7 @@ REGISTERED = "rag-embedder"
 
 @pytest.fixture(scope="module")
 def labelled_tenant(pool: ConnectionPool, intake: Intake, pipeline: Pipeline) -> str:
-    tenant = f"emb{uuid.uuid4().hex[:8]}"
-    run = ingest_texts(
-        _corpus(), tenant=tenant, ingestion=Ingestion(pool, DocumentRepository(pool), intake, pipeline)
-    )
-    assert (run.indexed, run.quarantined) == (len(TOPICS) * 4, 0)
-    with pool.connection() as conn:
-        rows = conn.execute("SELECT source_uri, id FROM documents WHERE tenant = %s", (tenant,)).fetchall()
-    ids = {str(uri): doc for uri, doc in rows}
-    LabelRepository(pool).import_labels(
-        tenant,
-        {topic: _query(topic) for topic in TOPICS},
-        [(topic, ids[f"loop://{topic}/answer.txt"], 1) for topic in TOPICS],
-        labelled_by="test",
-    )
-    return tenant
+    return label_topics(pool, intake, pipeline, "emb")
 
 
 @pytest.fixture

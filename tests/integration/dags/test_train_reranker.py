@@ -67,9 +67,9 @@ def _corpus() -> list[tuple[str, str]]:
     return items
 
 
-@pytest.fixture(scope="module")
-def labelled_tenant(pool: ConnectionPool, intake: Intake, pipeline: Pipeline) -> str:
-    tenant = f"loop{uuid.uuid4().hex[:8]}"
+def label_topics(pool: ConnectionPool, intake: Intake, pipeline: Pipeline, prefix: str) -> str:
+    """A fresh tenant holding the corpus, each topic's query labelled with its answer."""
+    tenant = f"{prefix}{uuid.uuid4().hex[:8]}"
     run = ingest_texts(
         _corpus(), tenant=tenant, ingestion=Ingestion(pool, DocumentRepository(pool), intake, pipeline)
     )
@@ -84,6 +84,11 @@ def labelled_tenant(pool: ConnectionPool, intake: Intake, pipeline: Pipeline) ->
         labelled_by="test",
     )
     return tenant
+
+
+@pytest.fixture(scope="module")
+def labelled_tenant(pool: ConnectionPool, intake: Intake, pipeline: Pipeline) -> str:
+    return label_topics(pool, intake, pipeline, "loop")
 
 
 def _conf(tenant: str, margin: float) -> dict[str, object]:
