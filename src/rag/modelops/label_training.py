@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self
@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Protocol, Self
 from rag.core.errors import InvalidInput
 from rag.modelops.packaging import CHAMPION
 from rag.training.budget import TrainingParams
+from rag.training.candidates import CandidateSearch, Labelled, RankedCandidates, mine
+from rag.training.splits import held_back
 
 log = logging.getLogger(__name__)
 
@@ -136,3 +138,41 @@ class Journal:
         split_file = folder / "split.json"
         split_file.write_text(json.dumps(dict(split)))
         runs.log_artifact(run_id, split_file)
+
+
+@dataclass(frozen=True)
+class Mined:
+    """The labelled queries split and searched: the train side's candidates and the held-back
+    side's, in the search's order."""
+
+    train_keys: list[str]
+    held_keys: list[str]
+    train: list[RankedCandidates]
+    held: list[RankedCandidates]
+
+    @property
+    def split(self) -> dict[str, list[str]]:
+        return {"train": self.train_keys, "held_back": self.held_keys}
+
+
+def split_and_mine(
+    job: LabelTraining, queries: Sequence[Labelled], search: CandidateSearch, *, depth: int, journal: Journal
+) -> Mined:
+    """Steps 1 and 2 of both trainings: hold back a share of the judged queries (by seed and key),
+    then search every one of them to ``depth``."""
+    judged = [q for q in queries if any(g > 0 for g in q.grades.values())]
+    train_keys, held_keys = held_back([q.key for q in judged], job.held_back_fraction, seed=job.seed)
+    journal.say(
+        f"{len(judged)} labelled queries of tenant {job.tenant}:"
+        f" {len(train_keys)} train, {len(held_keys)} held back"
+    )
+    lists = mine(
+        judged, search, depth=depth, progress=lambda n, total: journal.say(f"mined {n}/{total} queries")
+    )
+    held = set(held_keys)
+    return Mined(
+        train_keys,
+        held_keys,
+        [r for r in lists if r.key not in held],
+        [r for r in lists if r.key in held],
+    )

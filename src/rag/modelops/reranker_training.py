@@ -37,12 +37,12 @@ from rag.modelops.label_training import (
     LabelTraining,
     RunLog,
     TrainedModel,
+    split_and_mine,
 )
 from rag.modelops.packaging import ModelKind
-from rag.training.candidates import CandidateSearch, Labelled, mine, pairs
+from rag.training.candidates import CandidateSearch, Labelled, pairs
 from rag.training.cross_encoder import train_cross_encoder
 from rag.training.evaluation import NDCG, Comparison, PairScorer, compare
-from rag.training.splits import held_back
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +78,10 @@ def train(
     is :meth:`rag.modelops.lifecycle.ModelLifecycle.register`."""
     journal = Journal()
     say = journal.say
-    judged = [q for q in queries if any(g > 0 for g in q.grades.values())]
-    train_keys, held_keys = held_back([q.key for q in judged], job.held_back_fraction, seed=job.seed)
-    say(
-        f"{len(judged)} labelled queries of tenant {job.tenant}:"
-        f" {len(train_keys)} train, {len(held_keys)} held back"
+    mined = split_and_mine(
+        job, queries, search, depth=max(job.hard_negative_depth, job.rerank_depth), journal=journal
     )
-    depth = max(job.hard_negative_depth, job.rerank_depth)
-    lists = mine(judged, search, depth=depth, progress=lambda n, total: say(f"mined {n}/{total} queries"))
-    held = set(held_keys)
-    train_lists = [r for r in lists if r.key not in held]
-    held_lists = [r for r in lists if r.key in held]
+    train_lists, held_lists = mined.train, mined.held
     examples = pairs(
         train_lists, negatives=job.negatives_per_query, negative_depth=job.hard_negative_depth, seed=job.seed
     )
@@ -125,7 +118,7 @@ def train(
                 f" reranked {result.reranked[NDCG]:.4f}"
                 + (f", champion {metrics['heldback_champion_ndcg_at_10']:.4f}" if champion else "")
             )
-            journal.record(runs, run_id, Path(tmp), metrics, {"train": train_keys, "held_back": held_keys})
+            journal.record(runs, run_id, Path(tmp), metrics, mined.split)
             info = register(
                 ModelKind.RERANKER,
                 out,
