@@ -190,6 +190,9 @@ def run_loop(
 
     import_labels(target.settings, tenant, train, doc_of)
     judged = judged_queries(train, evaluation, loop)
+    # With --skip-reranker the reranked mode is left out: it would judge whatever reranker the
+    # stack happens to serve, at ~2 s a query on CPU.
+    modes = tuple(m for m in MODES if not (loop.skip_reranker and m[2]))
     before = evaluate_modes(
         target.grpc_address,
         target.settings,
@@ -197,7 +200,7 @@ def run_loop(
         judged,
         doc_of,
         rerank_available=reranker_loaded(target.settings),
-        modes=MODES,
+        modes=modes,
     )
     trainings = train_both(target.settings, tenant, loop)
     from rag.adapters.postgres.pool import create_pool
@@ -211,6 +214,6 @@ def run_loop(
         judged,
         doc_of,
         rerank_available=reranker_loaded(target.settings),
-        modes=MODES,
+        modes=modes,
     )
     return before, after, trainings, judged
