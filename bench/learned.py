@@ -38,6 +38,20 @@ class LoopParams:
     skip_embedder: bool = False
 
 
+def distinct_texts(dataset: beir.BeirDataset) -> beir.BeirDataset:
+    """The dataset with one query per text: the label store keeps one id per query text, and a
+    text both trained on and judged would leak. SciFact's train split has such pairs (85 and 86);
+    the first id keeps the text and the grades of both."""
+    first: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    for qid, text in dataset.queries.items():
+        keep = first.setdefault(text, qid)
+        merged = qrels.setdefault(keep, {})
+        for doc, grade in dataset.qrels.get(qid, {}).items():
+            merged[doc] = max(grade, merged.get(doc, grade))
+    return replace(dataset, queries={q: t for t, q in first.items()}, qrels=qrels)
+
+
 def import_labels(settings: Settings, tenant: str, dataset: beir.BeirDataset, doc_of: dict[str, str]) -> int:
     """SPLIT's qrels as the tenant's labels; returns how many labels were stored or kept."""
     from rag.adapters.postgres.labels import LabelRepository
@@ -188,6 +202,7 @@ def run_loop(
     """(modes before, modes after, what the trainings reported, the judged queries)."""
     from bench.quality import forget_cached_results
 
+    train = distinct_texts(train)
     import_labels(target.settings, tenant, train, doc_of)
     judged = judged_queries(train, evaluation, loop)
     # With --skip-reranker the reranked mode is left out: it would judge whatever reranker the
