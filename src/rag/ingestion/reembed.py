@@ -240,12 +240,13 @@ def quality_gate(
     if not recalls:
         return GateResult(True, "no chunks to evaluate: an empty index passes", quality)
     summary = ", ".join(f"{name} recall@{k} {r:.3f}" for name, r in recalls.items())
+    summary += f" >= {threshold:.3f}"
     if "heldback_ndcg_at_10" in quality:
         summary += (
             f"; held-back hybrid nDCG@10 {quality['heldback_ndcg_at_10']:.4f}"
             f" >= {quality['heldback_baseline_ndcg_at_10']:.4f}"
         )
-    return GateResult(True, f"quality gate passed: {summary} >= {threshold:.3f}", quality)
+    return GateResult(True, f"quality gate passed: {summary}", quality)
 
 
 def reject(pool: ConnectionPool, *, source: str, target: str, reason: str, quality: dict[str, Any]) -> int:
