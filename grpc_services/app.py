@@ -94,7 +94,9 @@ async def application(
     from rag.adapters.triton import BlockingTriton, TritonClient, TritonOptions
     from rag.core.authentication import Authenticator
     from rag.core.throttle import LoginThrottle
+    from rag.generation.grounder import Grounder, GroundingPolicy
     from rag.generation.service import GenerationService
+    from rag.generation.support import EmbeddingSupport
     from rag.ingestion.intake import Intake, UploadSlots
     from rag.ingestion.trigger import IngestionTrigger
     from rag.modelops.lifecycle import build_lifecycle
@@ -178,7 +180,19 @@ async def application(
             ),
             SearchServicer(retrieval),
             FeedbackServicer(LabelRepository(pool)),
-            GenerationServicer(GenerationService(retrieval=retrieval, triton=triton)),
+            GenerationServicer(
+                GenerationService(
+                    retrieval=retrieval,
+                    triton=triton,
+                    grounder=Grounder(
+                        EmbeddingSupport(triton),
+                        GroundingPolicy(
+                            threshold=settings.GROUNDING_SUPPORT_THRESHOLD,
+                            extractive_sentences=settings.GROUNDING_EXTRACTIVE_SENTENCES,
+                        ),
+                    ),
+                )
+            ),
             AdminServicer(pool=pool, cleanup=cleanup),
             ModelServicer(
                 # Its blocking calls run in worker threads, on the server's Triton channel.

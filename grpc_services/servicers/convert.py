@@ -99,4 +99,5 @@ def citation(value: Citation) -> common_pb2.Citation:
         quote=value.quote,
         char_start=value.quote_start,
         char_end=value.quote_end,
+        support=value.support,
     )

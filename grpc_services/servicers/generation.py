@@ -8,6 +8,7 @@ import grpc.aio
 
 from grpc_services.context import annotate_call, current_principal, current_request_id
 from grpc_services.servicers import convert
+from rag.core import grounding as g
 from rag.generation.service import Final, GenerationRequest, GenerationService, Token
 from rag.proto.rag.v1 import generation_pb2, generation_pb2_grpc
 from rag.retrieval.service import Caller
@@ -22,7 +23,37 @@ def _request(
         question=request.question, top_k=request.top_k, max_tokens=request.max_tokens, temperature=temperature
     )
     return GenerationRequest(
-        validated.question, validated.top_k, validated.max_tokens, validated.temperature, search
+        validated.question,
+        validated.top_k,
+        validated.max_tokens,
+        validated.temperature,
+        search,
+        request.strict,
+        request.quotes_only,
+    )
+
+
+def _grounding(value: g.Grounding | None) -> generation_pb2.Grounding | None:
+    if value is None:
+        return None
+    return generation_pb2.Grounding(
+        answer=value.answer,
+        sentences=[
+            generation_pb2.AnswerSentence(
+                text=s.text,
+                char_start=s.start,
+                char_end=s.end,
+                support=s.support,
+                supported=s.supported,
+                evidence=convert.citation(s.evidence) if s.evidence is not None else None,
+            )
+            for s in value.sentences
+        ],
+        grounded_fraction=value.grounded_fraction,
+        extractive=value.extractive,
+        dropped_sentences=value.dropped,
+        threshold=value.threshold,
+        verifier_model_version=value.verifier_model_version,
     )
 
 
@@ -66,6 +97,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             answer=final.answer,
             citations=[convert.citation(c) for c in final.citations],
             summary=_summary(final, query.max_tokens),
+            grounding=_grounding(final.grounding),
         )
 
     async def GenerateStream(
@@ -75,7 +107,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             generation_pb2.GenerateStreamRequest, generation_pb2.GenerateStreamResponse
         ],
     ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
-        """Tokens as Triton produces them, then the citations, then the summary.
+        """Tokens (as Triton produces them, or sentence by sentence once supported when the
+        request is strict), then the citations, the grounding and the summary.
 
         A client that goes away cancels this handler; closing the event stream cancels the
         Triton stream, so the generator stops within a token.
@@ -93,6 +126,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                             citations=[convert.citation(c) for c in event.citations]
                         )
                     )
+                    grounding = _grounding(event.grounding)
+                    if grounding is not None:
+                        yield generation_pb2.GenerateStreamResponse(grounding=grounding)
                     yield generation_pb2.GenerateStreamResponse(summary=_summary(event, query.max_tokens))
         finally:
             await events.aclose()

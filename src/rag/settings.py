@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     # of what it measured on CPU: a MiniLM cross-encoder at depth 30 makes a search ~38x slower
     # (1.9 s at p50; README, "Learned relevance"). Turn it on with GPU instances (ENABLE_GPU).
     RERANK_BY_DEFAULT: bool = False
+    # The support (a calibrated probability) an answer sentence needs from its best source
+    # sentence to count as supported; below it the sentence is flagged, or dropped when the
+    # request is strict. Chosen by `python -m bench.grounding calibrate` on SciFact train claims:
+    # the lowest bar at which flagged sentences are unsupported with precision >= 0.9.
+    GROUNDING_SUPPORT_THRESHOLD: float = Field(0.5, ge=0.0, le=1.0)
+    # How many source sentences an extractive answer (no generated sentence supported) quotes.
+    GROUNDING_EXTRACTIVE_SENTENCES: int = Field(2, ge=1, le=10)
 
     # MLflow and Airflow
     MLFLOW_ENABLED: bool = True

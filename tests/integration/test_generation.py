@@ -12,9 +12,10 @@ from psycopg_pool import ConnectionPool
 from rag.adapters.cache import TieredCache
 from rag.adapters.postgres.search import SearchRepository
 from rag.adapters.triton import TritonClient, TritonOptions
-from rag.core.citations import verify
 from rag.core.prompts import NO_ANSWER
+from rag.generation.grounder import Grounder, GroundingPolicy
 from rag.generation.service import Final, GenerationRequest, GenerationService, Token
+from rag.generation.support import EmbeddingSupport
 from rag.retrieval.service import Caller, RetrievalService
 from rag.settings import Settings
 
@@ -34,7 +35,11 @@ def generate(
         cache = TieredCache(redis_url=settings.REDIS_URL, disk_dir=tmp_path / "l3")
         async with TritonClient(TritonOptions(settings.TRITON_GRPC_URL)) as triton:
             service = GenerationService(
-                retrieval=RetrievalService(pool=pool, triton=triton, cache=cache), triton=triton
+                retrieval=RetrievalService(pool=pool, triton=triton, cache=cache),
+                triton=triton,
+                grounder=Grounder(
+                    EmbeddingSupport(triton), GroundingPolicy(threshold=settings.GROUNDING_SUPPORT_THRESHOLD)
+                ),
             )
             request = GenerationRequest.validated(question=question, top_k=3, max_tokens=40, temperature=0.0)
             events: list[Any] = []
@@ -59,12 +64,15 @@ def test_answer_streams_and_cites_its_source(
     )
     tokens = [e for e in events if isinstance(e, Token)]
     final = events[-1]
-    assert isinstance(final, Final) and len(tokens) >= 2
-    assert final.answer == "".join(t.text for t in tokens).strip()
+    assert isinstance(final, Final) and final.grounding is not None and len(tokens) >= 2
+    generated = "".join(t.text for t in tokens).strip()
+    # The answer as generated, or (no sentence supported) quotes of the sources.
+    assert final.answer == generated or final.grounding.extractive
     assert final.citations, final.answer
     texts = SearchRepository(pool).hits([c.chunk_id for c in final.citations], tenant=tenant)
     for citation in final.citations:
-        assert verify(citation, texts[citation.chunk_id].text)
+        assert texts[citation.chunk_id].text[citation.quote_start : citation.quote_end] == citation.quote
+        assert citation.support >= settings.GROUNDING_SUPPORT_THRESHOLD
     assert ids["vitamin-d.txt"] in {s.document_id for s in final.sources}
 
 

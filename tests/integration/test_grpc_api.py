@@ -231,8 +231,18 @@ def test_generate_stream_sends_tokens_then_citations_then_summary(api: Api) -> N
     )
     events = list(api.generation.GenerateStream(request, metadata=api.auth(), timeout=180))
     kinds = [e.WhichOneof("event") for e in events]
-    assert kinds[-2:] == ["citations", "summary"] and kinds.count("token") >= 2
-    assert set(kinds[:-2]) == {"token"}
+    assert kinds[-3:] == ["citations", "grounding", "summary"] and kinds.count("token") >= 1
+    assert set(kinds[:-3]) == {"token"}
+    grounding = events[-2].grounding
+    assert grounding.sentences and grounding.verifier_model_version
+    supported = [s for s in grounding.sentences if s.supported]
+    assert grounding.grounded_fraction == pytest.approx(len(supported) / len(grounding.sentences))
+    for sentence in grounding.sentences:
+        assert grounding.answer[sentence.char_start : sentence.char_end] == sentence.text
+        assert sentence.supported == (sentence.support >= grounding.threshold - 1e-6)
+    # Every citation is the evidence of a supported sentence.
+    quotes = {(s.evidence.chunk_id, s.evidence.char_start) for s in supported}
+    assert {(c.chunk_id, c.char_start) for c in events[-3].citations.citations} == quotes
     summary = events[-1].summary
     assert summary.usage.context_chunks >= 1 and summary.finish_reason in (
         generation_pb2.FINISH_REASON_STOP,
@@ -246,6 +256,25 @@ def test_generate_stream_sends_tokens_then_citations_then_summary(api: Api) -> N
         timeout=180,
     )
     assert unary.summary.finish_reason == generation_pb2.FINISH_REASON_NO_CONTEXT and not unary.citations
+    assert unary.grounding.grounded_fraction == 0.0 and not unary.grounding.sentences
+
+
+def test_strict_generate_answers_only_supported_sentences(api: Api) -> None:
+    question = "Which vitamin does sunlight produce in the skin?"
+    request = generation_pb2.GenerateStreamRequest(question=question, top_k=3, max_tokens=60, strict=True)
+    events = list(api.generation.GenerateStream(request, metadata=api.auth(), timeout=180))
+    grounding = next(e.grounding for e in events if e.WhichOneof("event") == "grounding")
+    streamed = "".join(e.token for e in events if e.WhichOneof("event") == "token")
+    assert grounding.sentences and all(s.supported for s in grounding.sentences)
+    assert streamed.strip() == grounding.answer.strip()
+    unary = api.generation.Generate(
+        generation_pb2.GenerateRequest(question=question, top_k=3, quotes_only=True),
+        metadata=api.auth(),
+        timeout=60,
+    )
+    assert unary.grounding.extractive and unary.summary.usage.completion_tokens == 0
+    for citation in unary.citations:
+        assert f'"{citation.quote}"' in unary.answer
 
 
 def test_triton_down_is_unavailable_and_redis_down_still_answers(

@@ -390,6 +390,23 @@ class FakeModels:
             yield token
 
 
+@dataclass
+class FakeSupport:
+    """Support from a table of (claim, premise) scores; any other pair scores ``default``.
+    ``calls`` holds each call's pairs."""
+
+    table: dict[tuple[str, str], float] = field(default_factory=dict)
+    default: float = 0.05
+    calls: list[list[tuple[str, str]]] = field(default_factory=list)
+    model_version: str = "fake-verifier"
+
+    async def support(
+        self, pairs: Sequence[tuple[str, str]], *, timeout: float | None = None
+    ) -> NDArray[np.float32]:
+        self.calls.append(list(pairs))
+        return np.array([self.table.get(pair, self.default) for pair in pairs], dtype=np.float32)
+
+
 # -- search ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class IndexedChunk:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from rag.client import RagClient, Tokens
+from rag.client import RagClient, Tokens, grounding_lines
 from rag.core.errors import InvalidInput
 from rag.proto.rag.v1 import common_pb2
 
@@ -141,23 +141,28 @@ def _ask(args: argparse.Namespace) -> int:
     with _client(args) as client:
 
         def stream() -> int:
-            citations = []
+            grounding = None
             summary = None
-            for event in client.ask(args.question, top_k=args.top_k, max_tokens=args.max_tokens):
+            events = client.ask(
+                args.question,
+                top_k=args.top_k,
+                max_tokens=args.max_tokens,
+                strict=args.strict,
+                quotes_only=args.quotes_only,
+            )
+            for event in events:
                 kind = event.WhichOneof("event")
                 if kind == "token":
                     sys.stdout.write(event.token)
                     sys.stdout.flush()
-                elif kind == "citations":
-                    citations = list(event.citations.citations)
-                else:
+                elif kind == "grounding":
+                    grounding = event.grounding
+                elif kind == "summary":
                     summary = event.summary
             print()
-            if citations:
-                print("\nCitations:")
-                for number, c in enumerate(citations, start=1):
-                    page = f", page {c.page}" if c.page else ""
-                    print(f'  [{number}] {c.document_title}{page} (chunk {c.chunk_id}): "{c.quote}"')
+            if grounding is not None:
+                print()
+                print("\n".join(grounding_lines(grounding)))
             if summary is not None:
                 print(f"\n-- {summary.usage.completion_tokens} tokens, {summary.took_ms / 1000:.1f} s")
             return 0
@@ -212,10 +217,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=None,
         help="rerank with the cross-encoder (default: when a reranker serves)",
     )
-    ask = command("ask", "ask a question; the answer streams, then its citations", _ask)
+    ask = command("ask", "ask a question; the answer streams, then each sentence's support", _ask)
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, default=5)
     ask.add_argument("--max-tokens", type=int, default=200)
+    ask.add_argument("--strict", action="store_true", help="drop the sentences the sources do not support")
+    ask.add_argument("--quotes-only", action="store_true", help="answer with quoted source sentences only")
     admin = command("admin", "system statistics and cleanup", _admin)
     admin.add_argument("admin_action", choices=["stats", "cleanup"])
     admin.add_argument("--days-old", type=int, default=30)

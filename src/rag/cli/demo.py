@@ -4,7 +4,8 @@
    the gRPC API), migrate the schema, check every component with a real call.
 2. Ingest the sample corpus (``samples/corpus``: Markdown, HTML, PDF, DOCX) through the
    ``ingest_documents`` DAG, triggered over Airflow's REST API as the UI does, with progress.
-3. Ask a question over gRPC and print the streamed answer and its citations.
+3. Ask a question over gRPC and print the streamed answer, each sentence's support and the
+   source sentence it was checked against.
 """
 
 from __future__ import annotations
@@ -85,26 +86,26 @@ def _ingest(stack: LocalStack) -> None:
 
 
 def _ask(stack: LocalStack, password: str) -> None:
-    from rag.client import RagClient
+    from rag.client import RagClient, grounding_lines
 
     target = f"{stack.config.host}:{stack.config.ports.grpc}"
     with RagClient(target) as client:
         client.login(USER, password)
         print(f"  Q: {QUESTION}\n  A: ", end="", flush=True)
-        citations = []
+        grounding = None
         for event in client.ask(QUESTION, top_k=3, max_tokens=120):
             kind = event.WhichOneof("event")
             if kind == "token":
                 print(event.token, end="", flush=True)
-            elif kind == "citations":
-                citations = list(event.citations.citations)
-            else:
+            elif kind == "grounding":
+                grounding = event.grounding
+            elif kind == "summary":
                 summary = event.summary
         print()
-        print("\n  Citations (each quote checked against its chunk):")
-        for citation in citations:
-            page = f", page {citation.page}" if citation.page else ""
-            print(f'   - {citation.document_title}{page} (chunk {citation.chunk_id}): "{citation.quote}"')
+        if grounding is not None:
+            print("\n  Each sentence checked against the source sentence that best supports it:")
+            for line in grounding_lines(grounding):
+                print(f"  {line}")
         print(f"\n  {summary.usage.completion_tokens} tokens in {summary.took_ms / 1000:.1f} s")
 
 

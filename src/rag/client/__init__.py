@@ -206,11 +206,22 @@ class RagClient:
         )
 
     def ask(
-        self, question: str, *, top_k: int = 5, max_tokens: int = 256, timeout_s: float = 300.0
+        self,
+        question: str,
+        *,
+        top_k: int = 5,
+        max_tokens: int = 256,
+        strict: bool = False,
+        quotes_only: bool = False,
+        timeout_s: float = 300.0,
     ) -> Iterator[generation_pb2.GenerateStreamResponse]:
-        """Stream: token events as they are generated, then citations, then the summary."""
+        """Stream: token events, then the citations, the grounding and the summary (see
+        ``GenerationService.GenerateStream`` in generation.proto; :func:`grounding_lines` prints
+        a grounding)."""
         yield from self._generation.GenerateStream(
-            generation_pb2.GenerateStreamRequest(question=question, top_k=top_k, max_tokens=max_tokens),
+            generation_pb2.GenerateStreamRequest(
+                question=question, top_k=top_k, max_tokens=max_tokens, strict=strict, quotes_only=quotes_only
+            ),
             metadata=self._metadata(),
             timeout=timeout_s,
         )
@@ -230,3 +241,27 @@ class RagClient:
         return self._admin.SystemCleanup(
             admin_pb2.SystemCleanupRequest(days_old=days_old), metadata=self._metadata(), timeout=120
         )
+
+
+def grounding_lines(grounding: generation_pb2.Grounding) -> list[str]:
+    """A grounding for people: each answer sentence with its support and the source sentence
+    it was checked against."""
+    how = "quoted from the sources (no generated sentence was supported)" if grounding.extractive else ""
+    lines = [
+        f"Grounding: {grounding.grounded_fraction:.0%} of the sentences supported "
+        f"(support >= {grounding.threshold:.2f}, scored by {grounding.verifier_model_version})"
+        + (f"; {how}" if how else "")
+        + (
+            f"; {grounding.dropped_sentences} unsupported sentence(s) dropped"
+            if grounding.dropped_sentences and not grounding.extractive
+            else ""
+        )
+    ]
+    for sentence in grounding.sentences:
+        mark = "SUPPORTED  " if sentence.supported else "UNSUPPORTED"
+        lines.append(f"  {mark} {sentence.support:.2f}  {sentence.text}")
+        if sentence.HasField("evidence"):
+            e = sentence.evidence
+            verb = "by" if sentence.supported else "best evidence, not enough:"
+            lines.append(f'      {verb} {e.document_title} (chunk {e.chunk_id}): "{e.quote}"')
+    return lines

@@ -223,6 +223,22 @@ class QueryModels(Protocol):
         ...
 
 
+class SupportScorer(Protocol):
+    """The support model: how strongly each premise supports its claim, as a probability in [0, 1]
+    (calibrated, so one threshold serves every answer)."""
+
+    @property
+    def model_version(self) -> str:
+        """What scored, e.g. ``verifier:3`` or ``embedder:<version>``, reported with each answer."""
+        ...
+
+    async def support(
+        self, pairs: Sequence[tuple[str, str]], *, timeout: float | None = None
+    ) -> NDArray[np.float32]:
+        """One score per (claim, premise) pair, in order."""
+        ...
+
+
 class TextGenerator(Protocol):
     """The generator model: an answer's tokens as they are produced."""
 

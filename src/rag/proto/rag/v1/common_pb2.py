@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rag/v1/common.proto\x12\x06rag.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\rSearchFilters\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\x12\x35\n\x08metadata\x18\x02 \x03(\x0b\x32#.rag.v1.SearchFilters.MetadataEntry\x12\x31\n\rcreated_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xaf\x01\n\x0cSearchResult\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0c\n\x04page\x18\x05 \x01(\x05\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x12\n\nchar_start\x18\x07 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x08 \x01(\x05\x12\x0f\n\x07heading\x18\t \x01(\t\"\x8c\x01\n\x08\x43itation\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\r\n\x05quote\x18\x05 \x01(\t\x12\x12\n\nchar_start\x18\x06 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x07 \x01(\x05*\xe4\x01\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44OCUMENT_STATUS_RECEIVED\x10\x01\x12\x1a\n\x16\x44OCUMENT_STATUS_PARSED\x10\x02\x12\x1b\n\x17\x44OCUMENT_STATUS_CHUNKED\x10\x03\x12\x1c\n\x18\x44OCUMENT_STATUS_EMBEDDED\x10\x04\x12\x1b\n\x17\x44OCUMENT_STATUS_INDEXED\x10\x05\x12\x1f\n\x1b\x44OCUMENT_STATUS_QUARANTINED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rag/v1/common.proto\x12\x06rag.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x01\n\rSearchFilters\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\x12\x35\n\x08metadata\x18\x02 \x03(\x0b\x32#.rag.v1.SearchFilters.MetadataEntry\x12\x31\n\rcreated_after\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xaf\x01\n\x0cSearchResult\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x0c\n\x04page\x18\x05 \x01(\x05\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x12\n\nchar_start\x18\x07 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x08 \x01(\x05\x12\x0f\n\x07heading\x18\t \x01(\t\"\x9d\x01\n\x08\x43itation\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\x03\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x16\n\x0e\x64ocument_title\x18\x03 \x01(\t\x12\x0c\n\x04page\x18\x04 \x01(\x05\x12\r\n\x05quote\x18\x05 \x01(\t\x12\x12\n\nchar_start\x18\x06 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x07 \x01(\x05\x12\x0f\n\x07support\x18\x08 \x01(\x02*\xe4\x01\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44OCUMENT_STATUS_RECEIVED\x10\x01\x12\x1a\n\x16\x44OCUMENT_STATUS_PARSED\x10\x02\x12\x1b\n\x17\x44OCUMENT_STATUS_CHUNKED\x10\x03\x12\x1c\n\x18\x44OCUMENT_STATUS_EMBEDDED\x10\x04\x12\x1b\n\x17\x44OCUMENT_STATUS_INDEXED\x10\x05\x12\x1f\n\x1b\x44OCUMENT_STATUS_QUARANTINED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHFILTERS_METADATAENTRY']._loaded_options = None
   _globals['_SEARCHFILTERS_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_DOCUMENTSTATUS']._serialized_start=633
-  _globals['_DOCUMENTSTATUS']._serialized_end=861
+  _globals['_DOCUMENTSTATUS']._serialized_start=650
+  _globals['_DOCUMENTSTATUS']._serialized_end=878
   _globals['_SEARCHFILTERS']._serialized_start=65
   _globals['_SEARCHFILTERS']._serialized_end=309
   _globals['_SEARCHFILTERS_METADATAENTRY']._serialized_start=262
@@ -43,5 +43,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEARCHRESULT']._serialized_start=312
   _globals['_SEARCHRESULT']._serialized_end=487
   _globals['_CITATION']._serialized_start=490
-  _globals['_CITATION']._serialized_end=630
+  _globals['_CITATION']._serialized_end=647
 # @@protoc_insertion_point(module_scope)

@@ -69,7 +69,7 @@ class SearchResult(_message.Message):
     def __init__(self, chunk_id: _Optional[int] = ..., document_id: _Optional[str] = ..., document_title: _Optional[str] = ..., text: _Optional[str] = ..., page: _Optional[int] = ..., score: _Optional[float] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., heading: _Optional[str] = ...) -> None: ...
 
 class Citation(_message.Message):
-    __slots__ = ("chunk_id", "document_id", "document_title", "page", "quote", "char_start", "char_end")
+    __slots__ = ("chunk_id", "document_id", "document_title", "page", "quote", "char_start", "char_end", "support")
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_TITLE_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class Citation(_message.Message):
     QUOTE_FIELD_NUMBER: _ClassVar[int]
     CHAR_START_FIELD_NUMBER: _ClassVar[int]
     CHAR_END_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
     chunk_id: int
     document_id: str
     document_title: str
@@ -84,4 +85,5 @@ class Citation(_message.Message):
     quote: str
     char_start: int
     char_end: int
-    def __init__(self, chunk_id: _Optional[int] = ..., document_id: _Optional[str] = ..., document_title: _Optional[str] = ..., page: _Optional[int] = ..., quote: _Optional[str] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ...) -> None: ...
+    support: float
+    def __init__(self, chunk_id: _Optional[int] = ..., document_id: _Optional[str] = ..., document_title: _Optional[str] = ..., page: _Optional[int] = ..., quote: _Optional[str] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., support: _Optional[float] = ...) -> None: ...

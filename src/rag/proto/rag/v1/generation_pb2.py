@@ -25,29 +25,33 @@ _sym_db = _symbol_database.Default()
 from rag.proto.rag.v1 import common_pb2 as rag_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17rag/v1/generation.proto\x12\x06rag.v1\x1a\x13rag/v1/common.proto\"Q\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x16\n\x0e\x63ontext_chunks\x18\x03 \x01(\x05\"\xb1\x01\n\x11GenerationSummary\x12\x1c\n\x05usage\x18\x01 \x01(\x0b\x32\r.rag.v1.Usage\x12+\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x14.rag.v1.FinishReason\x12\x1f\n\x17generator_model_version\x18\x03 \x01(\t\x12\x1f\n\x17\x65mbedding_model_version\x18\x04 \x01(\t\x12\x0f\n\x07took_ms\x18\x05 \x01(\x01\"\x98\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12&\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x15.rag.v1.SearchFiltersB\x0e\n\x0c_temperature\"s\n\x10GenerateResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12#\n\tcitations\x18\x02 \x03(\x0b\x32\x10.rag.v1.Citation\x12*\n\x07summary\x18\x03 \x01(\x0b\x32\x19.rag.v1.GenerationSummary\"\x9e\x01\n\x15GenerateStreamRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12&\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x15.rag.v1.SearchFiltersB\x0e\n\x0c_temperature\"3\n\x0c\x43itationList\x12#\n\tcitations\x18\x01 \x03(\x0b\x32\x10.rag.v1.Citation\"\x8b\x01\n\x16GenerateStreamResponse\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12)\n\tcitations\x18\x02 \x01(\x0b\x32\x14.rag.v1.CitationListH\x00\x12,\n\x07summary\x18\x03 \x01(\x0b\x32\x19.rag.v1.GenerationSummaryH\x00\x42\x07\n\x05\x65vent*}\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_NO_CONTEXT\x10\x03\x32\xa5\x01\n\x11GenerationService\x12=\n\x08Generate\x12\x17.rag.v1.GenerateRequest\x1a\x18.rag.v1.GenerateResponse\x12Q\n\x0eGenerateStream\x12\x1d.rag.v1.GenerateStreamRequest\x1a\x1e.rag.v1.GenerateStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17rag/v1/generation.proto\x12\x06rag.v1\x1a\x13rag/v1/common.proto\"Q\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x16\n\x0e\x63ontext_chunks\x18\x03 \x01(\x05\"\xb1\x01\n\x11GenerationSummary\x12\x1c\n\x05usage\x18\x01 \x01(\x0b\x32\r.rag.v1.Usage\x12+\n\rfinish_reason\x18\x02 \x01(\x0e\x32\x14.rag.v1.FinishReason\x12\x1f\n\x17generator_model_version\x18\x03 \x01(\t\x12\x1f\n\x17\x65mbedding_model_version\x18\x04 \x01(\t\x12\x0f\n\x07took_ms\x18\x05 \x01(\x01\"\xbd\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12&\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x15.rag.v1.SearchFilters\x12\x0e\n\x06strict\x18\x06 \x01(\x08\x12\x13\n\x0bquotes_only\x18\x07 \x01(\x08\x42\x0e\n\x0c_temperature\"\x99\x01\n\x10GenerateResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12#\n\tcitations\x18\x02 \x03(\x0b\x32\x10.rag.v1.Citation\x12*\n\x07summary\x18\x03 \x01(\x0b\x32\x19.rag.v1.GenerationSummary\x12$\n\tgrounding\x18\x04 \x01(\x0b\x32\x11.rag.v1.Grounding\"\x8c\x01\n\x0e\x41nswerSentence\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\nchar_start\x18\x02 \x01(\x05\x12\x10\n\x08\x63har_end\x18\x03 \x01(\x05\x12\x0f\n\x07support\x18\x04 \x01(\x02\x12\x11\n\tsupported\x18\x05 \x01(\x08\x12\"\n\x08\x65vidence\x18\x06 \x01(\x0b\x32\x10.rag.v1.Citation\"\xc3\x01\n\tGrounding\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12)\n\tsentences\x18\x02 \x03(\x0b\x32\x16.rag.v1.AnswerSentence\x12\x19\n\x11grounded_fraction\x18\x03 \x01(\x01\x12\x12\n\nextractive\x18\x04 \x01(\x08\x12\x19\n\x11\x64ropped_sentences\x18\x05 \x01(\x05\x12\x11\n\tthreshold\x18\x06 \x01(\x02\x12\x1e\n\x16verifier_model_version\x18\x07 \x01(\t\"\xc3\x01\n\x15GenerateStreamRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12&\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x15.rag.v1.SearchFilters\x12\x0e\n\x06strict\x18\x06 \x01(\x08\x12\x13\n\x0bquotes_only\x18\x07 \x01(\x08\x42\x0e\n\x0c_temperature\"3\n\x0c\x43itationList\x12#\n\tcitations\x18\x01 \x03(\x0b\x32\x10.rag.v1.Citation\"\xb3\x01\n\x16GenerateStreamResponse\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12)\n\tcitations\x18\x02 \x01(\x0b\x32\x14.rag.v1.CitationListH\x00\x12,\n\x07summary\x18\x03 \x01(\x0b\x32\x19.rag.v1.GenerationSummaryH\x00\x12&\n\tgrounding\x18\x04 \x01(\x0b\x32\x11.rag.v1.GroundingH\x00\x42\x07\n\x05\x65vent*}\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12\x1c\n\x18\x46INISH_REASON_NO_CONTEXT\x10\x03\x32\xa5\x01\n\x11GenerationService\x12=\n\x08Generate\x12\x17.rag.v1.GenerateRequest\x1a\x18.rag.v1.GenerateResponse\x12Q\n\x0eGenerateStream\x12\x1d.rag.v1.GenerateStreamRequest\x1a\x1e.rag.v1.GenerateStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rag.proto.rag.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINISHREASON']._serialized_start=947
-  _globals['_FINISHREASON']._serialized_end=1072
+  _globals['_FINISHREASON']._serialized_start=1441
+  _globals['_FINISHREASON']._serialized_end=1566
   _globals['_USAGE']._serialized_start=56
   _globals['_USAGE']._serialized_end=137
   _globals['_GENERATIONSUMMARY']._serialized_start=140
   _globals['_GENERATIONSUMMARY']._serialized_end=317
   _globals['_GENERATEREQUEST']._serialized_start=320
-  _globals['_GENERATEREQUEST']._serialized_end=472
-  _globals['_GENERATERESPONSE']._serialized_start=474
-  _globals['_GENERATERESPONSE']._serialized_end=589
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=592
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=750
-  _globals['_CITATIONLIST']._serialized_start=752
-  _globals['_CITATIONLIST']._serialized_end=803
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=806
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=945
-  _globals['_GENERATIONSERVICE']._serialized_start=1075
-  _globals['_GENERATIONSERVICE']._serialized_end=1240
+  _globals['_GENERATEREQUEST']._serialized_end=509
+  _globals['_GENERATERESPONSE']._serialized_start=512
+  _globals['_GENERATERESPONSE']._serialized_end=665
+  _globals['_ANSWERSENTENCE']._serialized_start=668
+  _globals['_ANSWERSENTENCE']._serialized_end=808
+  _globals['_GROUNDING']._serialized_start=811
+  _globals['_GROUNDING']._serialized_end=1006
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=1009
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=1204
+  _globals['_CITATIONLIST']._serialized_start=1206
+  _globals['_CITATIONLIST']._serialized_end=1257
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=1260
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1439
+  _globals['_GENERATIONSERVICE']._serialized_start=1569
+  _globals['_GENERATIONSERVICE']._serialized_end=1734
 # @@protoc_insertion_point(module_scope)

@@ -44,42 +44,86 @@ class GenerationSummary(_message.Message):
     def __init__(self, usage: _Optional[_Union[Usage, _Mapping]] = ..., finish_reason: _Optional[_Union[FinishReason, str]] = ..., generator_model_version: _Optional[str] = ..., embedding_model_version: _Optional[str] = ..., took_ms: _Optional[float] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("question", "top_k", "max_tokens", "temperature", "filters")
+    __slots__ = ("question", "top_k", "max_tokens", "temperature", "filters", "strict", "quotes_only")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    QUOTES_ONLY_FIELD_NUMBER: _ClassVar[int]
     question: str
     top_k: int
     max_tokens: int
     temperature: float
     filters: _common_pb2.SearchFilters
-    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., filters: _Optional[_Union[_common_pb2.SearchFilters, _Mapping]] = ...) -> None: ...
+    strict: bool
+    quotes_only: bool
+    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., filters: _Optional[_Union[_common_pb2.SearchFilters, _Mapping]] = ..., strict: _Optional[bool] = ..., quotes_only: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("answer", "citations", "summary")
+    __slots__ = ("answer", "citations", "summary", "grounding")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_FIELD_NUMBER: _ClassVar[int]
     answer: str
     citations: _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]
     summary: GenerationSummary
-    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ...) -> None: ...
+    grounding: Grounding
+    def __init__(self, answer: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ..., grounding: _Optional[_Union[Grounding, _Mapping]] = ...) -> None: ...
+
+class AnswerSentence(_message.Message):
+    __slots__ = ("text", "char_start", "char_end", "support", "supported", "evidence")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    CHAR_START_FIELD_NUMBER: _ClassVar[int]
+    CHAR_END_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    SUPPORTED_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    char_start: int
+    char_end: int
+    support: float
+    supported: bool
+    evidence: _common_pb2.Citation
+    def __init__(self, text: _Optional[str] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., support: _Optional[float] = ..., supported: _Optional[bool] = ..., evidence: _Optional[_Union[_common_pb2.Citation, _Mapping]] = ...) -> None: ...
+
+class Grounding(_message.Message):
+    __slots__ = ("answer", "sentences", "grounded_fraction", "extractive", "dropped_sentences", "threshold", "verifier_model_version")
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    GROUNDED_FRACTION_FIELD_NUMBER: _ClassVar[int]
+    EXTRACTIVE_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    VERIFIER_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    answer: str
+    sentences: _containers.RepeatedCompositeFieldContainer[AnswerSentence]
+    grounded_fraction: float
+    extractive: bool
+    dropped_sentences: int
+    threshold: float
+    verifier_model_version: str
+    def __init__(self, answer: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[AnswerSentence, _Mapping]]] = ..., grounded_fraction: _Optional[float] = ..., extractive: _Optional[bool] = ..., dropped_sentences: _Optional[int] = ..., threshold: _Optional[float] = ..., verifier_model_version: _Optional[str] = ...) -> None: ...
 
 class GenerateStreamRequest(_message.Message):
-    __slots__ = ("question", "top_k", "max_tokens", "temperature", "filters")
+    __slots__ = ("question", "top_k", "max_tokens", "temperature", "filters", "strict", "quotes_only")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
+    STRICT_FIELD_NUMBER: _ClassVar[int]
+    QUOTES_ONLY_FIELD_NUMBER: _ClassVar[int]
     question: str
     top_k: int
     max_tokens: int
     temperature: float
     filters: _common_pb2.SearchFilters
-    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., filters: _Optional[_Union[_common_pb2.SearchFilters, _Mapping]] = ...) -> None: ...
+    strict: bool
+    quotes_only: bool
+    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., filters: _Optional[_Union[_common_pb2.SearchFilters, _Mapping]] = ..., strict: _Optional[bool] = ..., quotes_only: _Optional[bool] = ...) -> None: ...
 
 class CitationList(_message.Message):
     __slots__ = ("citations",)
@@ -88,11 +132,13 @@ class CitationList(_message.Message):
     def __init__(self, citations: _Optional[_Iterable[_Union[_common_pb2.Citation, _Mapping]]] = ...) -> None: ...
 
 class GenerateStreamResponse(_message.Message):
-    __slots__ = ("token", "citations", "summary")
+    __slots__ = ("token", "citations", "summary", "grounding")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_FIELD_NUMBER: _ClassVar[int]
     token: str
     citations: CitationList
     summary: GenerationSummary
-    def __init__(self, token: _Optional[str] = ..., citations: _Optional[_Union[CitationList, _Mapping]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ...) -> None: ...
+    grounding: Grounding
+    def __init__(self, token: _Optional[str] = ..., citations: _Optional[_Union[CitationList, _Mapping]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ..., grounding: _Optional[_Union[Grounding, _Mapping]] = ...) -> None: ...

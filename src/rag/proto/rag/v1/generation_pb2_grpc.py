@@ -58,9 +58,12 @@ class GenerationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GenerateStream(self, request, context):
-        """Server streaming: `token` messages as the model produces them, then one `citations`
-        message, then one `summary` message, which is always the last. Cancelling the call
-        stops generation.
+        """Server streaming: `token` messages, then one `citations` message, one `grounding`
+        message, and one `summary` message, which is always the last. Without `strict`, tokens
+        come as the model produces them; with it, a sentence's tokens come only once the sentence
+        is checked and supported. `grounding.answer` is the final answer either way (it differs
+        from the streamed text when unsupported sentences were dropped or the answer fell back to
+        quotes). Cancelling the call stops generation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

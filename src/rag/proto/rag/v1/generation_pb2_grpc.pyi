@@ -35,9 +35,12 @@ class GenerationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> GenerationServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]
     GenerateStream: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateStreamRequest, _generation_pb2.GenerateStreamResponse]
-    """Server streaming: `token` messages as the model produces them, then one `citations`
-    message, then one `summary` message, which is always the last. Cancelling the call
-    stops generation.
+    """Server streaming: `token` messages, then one `citations` message, one `grounding`
+    message, and one `summary` message, which is always the last. Without `strict`, tokens
+    come as the model produces them; with it, a sentence's tokens come only once the sentence
+    is checked and supported. `grounding.answer` is the final answer either way (it differs
+    from the streamed text when unsupported sentences were dropped or the answer fell back to
+    quotes). Cancelling the call stops generation.
     """
 
 @_typing.type_check_only
@@ -47,9 +50,12 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]  # type: ignore[assignment]
     GenerateStream: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateStreamRequest, _generation_pb2.GenerateStreamResponse]  # type: ignore[assignment]
-    """Server streaming: `token` messages as the model produces them, then one `citations`
-    message, then one `summary` message, which is always the last. Cancelling the call
-    stops generation.
+    """Server streaming: `token` messages, then one `citations` message, one `grounding`
+    message, and one `summary` message, which is always the last. Without `strict`, tokens
+    come as the model produces them; with it, a sentence's tokens come only once the sentence
+    is checked and supported. `grounding.answer` is the final answer either way (it differs
+    from the streamed text when unsupported sentences were dropped or the answer fell back to
+    quotes). Cancelling the call stops generation.
     """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -68,9 +74,12 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generation_pb2.GenerateStreamRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_generation_pb2.GenerateStreamResponse], _abc.AsyncIterator[_generation_pb2.GenerateStreamResponse]]:
-        """Server streaming: `token` messages as the model produces them, then one `citations`
-        message, then one `summary` message, which is always the last. Cancelling the call
-        stops generation.
+        """Server streaming: `token` messages, then one `citations` message, one `grounding`
+        message, and one `summary` message, which is always the last. Without `strict`, tokens
+        come as the model produces them; with it, a sentence's tokens come only once the sentence
+        is checked and supported. `grounding.answer` is the final answer either way (it differs
+        from the streamed text when unsupported sentences were dropped or the answer fell back to
+        quotes). Cancelling the call stops generation.
         """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
