@@ -113,7 +113,11 @@ def backup_database() -> None:
             )
         return report.summary()
 
-    apply_retention(dump_database(), snapshot_model_repository())
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    dump: Any = dump_database()
+    snapshot: Any = snapshot_model_repository()
+    apply_retention(dump, snapshot)
 
 
 backup_database()

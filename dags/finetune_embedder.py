@@ -95,7 +95,10 @@ def finetune_embedder() -> None:
         }
         return result
 
-    promote(train())
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    trained: Any = train()
+    promote(trained)
 
 
 finetune_embedder()

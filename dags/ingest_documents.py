@@ -106,7 +106,7 @@ def ingest_documents() -> None:
                 "s3://bucket/prefix) or document_ids (documents already received)"
             )
         with RagHook() as hook:
-            documents = hook.intake().documents
+            documents = hook.documents()
             wanted = [uuid.UUID(i) for i in document_ids]
             if source:
                 try:
@@ -176,7 +176,7 @@ def ingest_documents() -> None:
         # already done): the run is green only once they are terminal too.
         asked = list(dict.fromkeys([*taken, *(uuid.UUID(i) for i in params["document_ids"] or [])]))
         with RagHook() as hook:
-            documents = hook.intake().documents
+            documents = hook.documents()
             left = await_others(documents, asked, timeout_s=OTHERS_WAIT_S)
             if left:
                 log.warning("%d documents still processed elsewhere after %d s", len(left), OTHERS_WAIT_S)
@@ -190,7 +190,9 @@ def ingest_documents() -> None:
             raise AirflowFailException(unfinished)
         return run
 
-    batches = receive()
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    batches: Any = receive()
     process.expand(batch=batches) >> report(batches)
 
 

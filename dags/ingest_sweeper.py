@@ -70,7 +70,7 @@ def ingest_sweeper() -> None:
 
         assert params is not None
         with RagHook() as hook:
-            documents = hook.intake().documents
+            documents = hook.documents()
             swept = documents.sweep(max_attempts=params["max_attempts"])
             # Indexed with a retired embedding version (written after a re-embedding's cutover).
             stale = documents.requeue_retired_versions()
@@ -92,7 +92,7 @@ def ingest_sweeper() -> None:
 
         assert params is not None
         with RagHook() as hook:
-            stale = hook.intake().documents.stale_received(older_than_s=params["received_grace_minutes"] * 60)
+            stale = hook.documents().stale_received(older_than_s=params["received_grace_minutes"] * 60)
         pending = list(dict.fromkeys([*swept["reset"], *(str(i) for i in stale)]))
         log.info("%d documents to process (%d sent back by the sweep)", len(pending), len(swept["reset"]))
         return in_batches(pending, INGEST_BATCH_DOCUMENTS)
@@ -125,7 +125,7 @@ def ingest_sweeper() -> None:
         taken = [uuid.UUID(doc_id) for batch in batches for doc_id in batch]
         run = {"reset": len(swept["reset"]), "quarantined_stuck": len(swept["quarantined"])}
         with RagHook() as hook:
-            documents = hook.intake().documents
+            documents = hook.documents()
             if taken:
                 run.update({k: n for k, n in documents.counts_by_status(ids=taken).items() if n})
             if run.get("indexed"):
@@ -138,8 +138,10 @@ def ingest_sweeper() -> None:
             raise AirflowFailException(unfinished)
         return run
 
-    swept = sweep_stuck()
-    batches = find_received(swept)
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    swept: Any = sweep_stuck()
+    batches: Any = find_received(swept)
     process.expand(batch=batches) >> report(swept, batches)
 
 

@@ -79,7 +79,7 @@ def maintenance_weekly() -> None:
         from rag_hooks import RagHook
 
         with RagHook() as hook:
-            hook.intake().documents.refresh_lexical_statistics()
+            hook.documents().refresh_lexical_statistics()
 
     @task
     def vacuum_analyze(params: dict[str, Any] | None = None) -> dict[str, float]:
@@ -109,7 +109,11 @@ def maintenance_weekly() -> None:
         )
         return removed
 
-    refresh_bm25_stats(cleanup_old_data(ensure_partitions())) >> vacuum_analyze()
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    partitions: Any = ensure_partitions()
+    removed: Any = cleanup_old_data(partitions)
+    refresh_bm25_stats(removed) >> vacuum_analyze()
     expire_query_cache()
 
 

@@ -217,11 +217,14 @@ def reembed_index() -> None:
         with RagHook() as hook:
             return retire(hook.pool, source=source, target=target)
 
-    planned = plan()
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    planned: Any = plan()
     source, target = planned["source"], planned["target"]
-    embedded = embed_range.partial(source=source, target=target).expand(id_range=split(source, target))
-    quality = evaluate(embedded, source, target, planned["labels"])
-    retire_old(cut_over(quality, source, target), source, target)
+    embedded: Any = embed_range.partial(source=source, target=target).expand(id_range=split(source, target))
+    quality: Any = evaluate(embedded, source, target, planned["labels"])
+    caught_up: Any = cut_over(quality, source, target)
+    retire_old(caught_up, source, target)
 
 
 reembed_index()

@@ -96,7 +96,10 @@ def register_models() -> None:
 
             raise AirflowSkipException("no embedder promotion: nothing to re-embed")
 
-    announce(register())
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    registered: Any = register()
+    announce(registered)
 
 
 register_models()

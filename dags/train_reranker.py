@@ -63,7 +63,10 @@ def train_reranker() -> None:
         with RagHook() as hook:
             return hook.promote_reranker(trained, margin=float(params["promotion_margin"]))
 
-    promote(train())
+    # Any: what a task call returns here is an XComArg, which Airflow resolves to the value
+    # the task returned before handing it on (Airflow's typing cannot say so).
+    trained: Any = train()
+    promote(trained)
 
 
 train_reranker()

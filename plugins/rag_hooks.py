@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
     from rag.adapters.objectstore import BlobStore
+    from rag.adapters.postgres.documents import DocumentRepository
     from rag.adapters.triton import BlockingTriton
     from rag.core.chunking import ChunkingOptions
     from rag.ingestion.intake import Intake
@@ -79,11 +80,17 @@ class RagHook(BaseHook):
         self._opened.append(pool)
         return pool
 
-    def intake(self) -> Intake:
+    def documents(self) -> DocumentRepository:
+        """The documents in PostgreSQL, with the sweeps, counts and statistics the DAGs run
+        (more than the ingestion's port, :class:`rag.core.ports.DocumentStore`, offers)."""
         from rag.adapters.postgres.documents import DocumentRepository
+
+        return DocumentRepository(self.pool)
+
+    def intake(self) -> Intake:
         from rag.ingestion.intake import Intake
 
-        return Intake(DocumentRepository(self.pool), self.blobs, self.settings.S3_BUCKET_DOCUMENTS)
+        return Intake(self.documents(), self.blobs, self.settings.S3_BUCKET_DOCUMENTS)
 
     def pipeline(
         self,

@@ -61,6 +61,7 @@ class FakeDocumentStore:
     records: dict[uuid.UUID, DocumentRecord] = field(default_factory=dict)
     chunks: dict[uuid.UUID, list[tuple[Chunk, NDArray[np.float32], str]]] = field(default_factory=dict)
     claimed: set[uuid.UUID] = field(default_factory=set)
+    claim_owners: dict[uuid.UUID, str | None] = field(default_factory=dict)  # who took each claim
     ran_out: set[uuid.UUID] = field(default_factory=set)
     moves: list[tuple[uuid.UUID, DocumentStatus]] = field(default_factory=list)
     failures: dict[tuple[str, uuid.UUID], Exception] = field(default_factory=dict)
@@ -174,7 +175,21 @@ class FakeDocumentStore:
             return Claim(quarantined=reason)
         self._set(record, attempts=record.attempts + 1)
         self.claimed.add(document_id)
+        self.claim_owners[document_id] = owner
         return Claim(attempt=record.attempts + 1)
+
+    def release_claims(self, document_ids: Sequence[uuid.UUID], *, owner: str) -> list[uuid.UUID]:
+        released = [
+            i
+            for i in dict.fromkeys(document_ids)
+            if i in self.claimed
+            and self.claim_owners.get(i) == owner
+            and self.records[i].status in IN_FLIGHT_STATUSES
+        ]
+        for i in released:
+            self.claimed.discard(i)
+            self._set(self.records[i], status=DocumentStatus.RECEIVED)
+        return released
 
     def expire_claims(self) -> None:
         """Every running claim runs out (its worker died)."""

@@ -47,7 +47,6 @@ def _example_dag(**more: Any) -> Any:
 
         step()
 
-    # Applied as a call: plugins/ is not on mypy's path, so the decorator is untyped to it.
     decorate = rag_dag(
         "example",
         description="An example",

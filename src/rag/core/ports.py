@@ -103,6 +103,11 @@ class DocumentStore(Protocol):
         ``max_attempts`` times already is quarantined instead."""
         ...
 
+    def release_claims(self, document_ids: Sequence[uuid.UUID], *, owner: str) -> list[uuid.UUID]:
+        """Give back the claims ``owner`` still holds on ``document_ids`` (an earlier try of its
+        died with them): those documents go back to ``received``, their attempts kept. Returns them."""
+        ...
+
     def advance(self, document_id: uuid.UUID, target: DocumentStatus, *, title: str | None = None) -> None:
         """Move a document forward; FailedPrecondition for a move the status machine refuses.
         ``title`` fills in the title of a document received without one."""
