@@ -32,12 +32,11 @@ Claims without a gold rationale are skipped unless ``--all-claims`` (then they c
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,8 @@ from bench import beir, report
 from bench.quality import ensure_ingested
 from bench.target import connect, stack_parser
 from rag.client import RagClient
-from rag.proto.rag.v1 import generation_pb2, generation_pb2_grpc
+from rag.proto.rag.v1 import generation_pb2
+from rag.training.claims import Claim, parse_claims
 
 
 @dataclass(frozen=True)
@@ -70,20 +70,6 @@ MIN_CONTAINED = 20
 
 
 @dataclass(frozen=True)
-class Rationale:
-    doc_id: str
-    label: str  # SUPPORT | CONTRADICT
-    sentences: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: str
-    claim: str
-    evidence: tuple[Rationale, ...]
-
-
-@dataclass(frozen=True)
 class Cited:
     document: str  # the BEIR id the cited document was ingested from (its UUID when unknown)
     quote: str
@@ -97,25 +83,6 @@ class Answer:
     grounded_fraction: float | None  # None: the stream sent no grounding
     extractive: bool
     seconds: float
-
-
-def parse_claims(lines: Iterable[str], *, all_claims: bool = False) -> list[Claim]:
-    """Claims of a SciFact-format JSONL; only those with a gold rationale unless ``all_claims``."""
-    claims = []
-    for line in lines:
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        evidence = tuple(
-            Rationale(
-                str(e["doc_id"]), str(e["label"]).upper(), tuple(str(s["text"]) for s in e["sentences"])
-            )
-            for e in row.get("evidence") or ()
-            if e.get("sentences")
-        )
-        if evidence or all_claims:
-            claims.append(Claim(str(row["id"]), str(row["claim"]), evidence))
-    return claims
 
 
 def pick(claims: Sequence[Claim], limit: int | None, seed: int) -> list[Claim]:
@@ -220,14 +187,6 @@ def parse_rows(text: str) -> list[str]:
     return rows
 
 
-def stream(
-    client: RagClient, request: generation_pb2.GenerateStreamRequest, timeout_s: float
-) -> Iterator[generation_pb2.GenerateStreamResponse]:
-    stub = generation_pb2_grpc.GenerationServiceStub(client.channel)
-    metadata = (("authorization", f"Bearer {client.tokens.access}"),) if client.tokens else ()
-    yield from stub.GenerateStream(request, metadata=metadata, timeout=timeout_s)
-
-
 def ask(
     client: RagClient,
     claim: Claim,
@@ -237,20 +196,20 @@ def ask(
     top_k: int,
     max_tokens: int,
 ) -> Answer:
-    request = generation_pb2.GenerateStreamRequest(
-        question=claim.claim,
-        top_k=top_k,
-        max_tokens=max_tokens,
-        strict=options.strict,
-        quotes_only=options.quotes_only,
-    )
     for attempt in range(5):
         tokens: list[str] = []
         citations: list[Cited] = []
         grounding: generation_pb2.Grounding | None = None
         began = time.perf_counter()
         try:
-            for event in stream(client, request, timeout_s=300.0):
+            events = client.ask(
+                claim.claim,
+                top_k=top_k,
+                max_tokens=max_tokens,
+                strict=options.strict,
+                quotes_only=options.quotes_only,
+            )
+            for event in events:
                 kind = event.WhichOneof("event")
                 if kind == "token":
                     tokens.append(event.token)

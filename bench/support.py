@@ -131,10 +131,10 @@ def selection(claims: Sequence[Claim], corpus: dict[str, list[str]], score: Scor
     doc_ids = sorted(corpus)
     hits = 0
     for claim in claims:
-        gold = {s for _, _, sentences in claim.evidence for s in sentences}
-        docs = sorted({d for d, _, _ in claim.evidence}) + rng.sample(doc_ids, 4)
+        gold = {s for rationale in claim.evidence for s in rationale.sentences}
+        docs = sorted({rationale.doc_id for rationale in claim.evidence}) + rng.sample(doc_ids, 4)
         candidates = [s for d in docs for s in corpus.get(d, [])]
-        scores = score([(claim.text, s) for s in candidates])
+        scores = score([(claim.claim, s) for s in candidates])
         hits += candidates[int(np.argmax(scores))] in gold
     return hits / max(1, len(claims))
 

@@ -28,11 +28,17 @@ KINDS = ("support", "contradict", "neutral", "random")
 
 
 @dataclass(frozen=True)
+class Rationale:
+    doc_id: str
+    label: str  # SUPPORT | CONTRADICT
+    sentences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Claim:
     id: str
-    text: str
-    # (doc_id, label, rationale sentence texts)
-    evidence: tuple[tuple[str, str, tuple[str, ...]], ...]
+    claim: str
+    evidence: tuple[Rationale, ...]
 
 
 @dataclass(frozen=True)
@@ -44,19 +50,31 @@ class SupportPair:
     kind: str  # one of KINDS
 
 
-def load_claims(path: Path) -> list[Claim]:
+def parse_claims(lines: Iterable[str], *, all_claims: bool = False) -> list[Claim]:
+    """Claims of a SciFact-format JSONL (evidence without sentences is left out); only those with
+    a gold rationale unless ``all_claims``."""
     claims = []
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            evidence = tuple(
-                (str(e["doc_id"]), str(e["label"]), tuple(s["text"].strip() for s in e["sentences"]))
-                for e in row.get("evidence", [])
+    for line in lines:
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        evidence = tuple(
+            Rationale(
+                str(e["doc_id"]),
+                str(e["label"]).upper(),
+                tuple(str(s["text"]).strip() for s in e["sentences"]),
             )
+            for e in row.get("evidence") or ()
+            if e.get("sentences")
+        )
+        if evidence or all_claims:
             claims.append(Claim(str(row["id"]), str(row["claim"]), evidence))
     return claims
+
+
+def load_claims(path: Path, *, all_claims: bool = False) -> list[Claim]:
+    with path.open(encoding="utf-8") as lines:
+        return parse_claims(lines, all_claims=all_claims)
 
 
 def corpus_sentences(path: Path) -> dict[str, list[str]]:
@@ -85,21 +103,21 @@ def support_pairs(
         if not claim.evidence:
             continue
         gold: set[str] = set()
-        for _doc, label, sentences in claim.evidence:
-            kind = "support" if label == "SUPPORT" else "contradict"
-            for sentence in sentences:
-                pairs.append(SupportPair(claim.id, claim.text, sentence, float(kind == "support"), kind))
-            gold.update(sentences)
-        cited = {doc_id for doc_id, _, _ in claim.evidence}
+        for rationale in claim.evidence:
+            kind = "support" if rationale.label == "SUPPORT" else "contradict"
+            for sentence in rationale.sentences:
+                pairs.append(SupportPair(claim.id, claim.claim, sentence, float(kind == "support"), kind))
+            gold.update(rationale.sentences)
+        cited = {rationale.doc_id for rationale in claim.evidence}
         others = [s for doc_id in sorted(cited) for s in corpus.get(doc_id, ()) if s not in gold]
         for sentence in rng.sample(others, min(neutral, len(others))):
-            pairs.append(SupportPair(claim.id, claim.text, sentence, 0.0, "neutral"))
+            pairs.append(SupportPair(claim.id, claim.claim, sentence, 0.0, "neutral"))
         drawn = 0
         while drawn < random_count and doc_ids:
             doc_id = rng.choice(doc_ids)
             if doc_id in cited or not corpus[doc_id]:
                 continue
-            pairs.append(SupportPair(claim.id, claim.text, rng.choice(list(corpus[doc_id])), 0.0, "random"))
+            pairs.append(SupportPair(claim.id, claim.claim, rng.choice(list(corpus[doc_id])), 0.0, "random"))
             drawn += 1
     return pairs
 

@@ -13,10 +13,7 @@ from bench.grounding import (
     ROWS,
     Answer,
     Cited,
-    Claim,
-    Rationale,
     gold_labels,
-    parse_claims,
     parse_rows,
     pick,
     row_metrics,
@@ -24,6 +21,7 @@ from bench.grounding import (
     table_row,
 )
 from rag.proto.rag.v1 import common_pb2, generation_pb2
+from rag.training.claims import Claim, Rationale, parse_claims
 
 SUPPORTED = "Policies requiring discontinuation of methadone in 32% of all programs contradict it."
 CONTRADICTING = "Of the 32,441 appendix samples 16 were positive for abnormal PrP."
@@ -164,27 +162,27 @@ def test_rows_are_chosen_by_name() -> None:
         parse_rows(" , ")
 
 
-def test_ask_assembles_the_stream_and_maps_documents(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: list[generation_pb2.GenerateStreamRequest] = []
+def test_ask_assembles_the_stream_and_maps_documents() -> None:
+    sent: list[dict[str, Any]] = []
     R = generation_pb2.GenerateStreamResponse
 
-    def stream(
-        client: object, request: generation_pb2.GenerateStreamRequest, timeout_s: float
-    ) -> Iterator[generation_pb2.GenerateStreamResponse]:
-        sent.append(request)
-        yield R(token="Streamed ")
-        yield R(token="text.")
-        cited = common_pb2.Citation(document_id="uuid-1", quote=SUPPORTED)
-        yield R(citations=generation_pb2.CitationList(citations=[cited]))
-        yield R(grounding=generation_pb2.Grounding(answer="Final.", grounded_fraction=0.5, extractive=True))
-        yield R(summary=generation_pb2.GenerationSummary())
+    class Client:
+        def ask(self, question: str, **options: Any) -> Iterator[generation_pb2.GenerateStreamResponse]:
+            sent.append({"question": question, **options})
+            yield R(token="Streamed ")
+            yield R(token="text.")
+            cited = common_pb2.Citation(document_id="uuid-1", quote=SUPPORTED)
+            yield R(citations=generation_pb2.CitationList(citations=[cited]))
+            yield R(
+                grounding=generation_pb2.Grounding(answer="Final.", grounded_fraction=0.5, extractive=True)
+            )
+            yield R(summary=generation_pb2.GenerationSummary())
 
-    monkeypatch.setattr(grounding, "stream", stream)
     c = claim()
 
-    got = grounding.ask(cast(Any, None), c, ROWS["strict"], {"uuid-1": "d1"}, top_k=5, max_tokens=96)
+    got = grounding.ask(cast(Any, Client()), c, ROWS["strict"], {"uuid-1": "d1"}, top_k=5, max_tokens=96)
 
-    assert (sent[0].question, sent[0].strict, sent[0].top_k, sent[0].max_tokens) == (c.claim, True, 5, 96)
+    assert sent == [{"question": c.claim, "top_k": 5, "max_tokens": 96, "strict": True, "quotes_only": False}]
     assert got.text == "Final."
     assert got.citations == (Cited("d1", SUPPORTED),)
     assert (got.grounded_fraction, got.extractive) == (0.5, True)
