@@ -2,7 +2,7 @@
 
 Pairs come from a claims file (:mod:`rag.training.claims`): SUPPORT rationales are supported;
 CONTRADICT rationales, other sentences of the same abstracts ("neutral") and random sentences
-are not. For each fold the calibration (a logistic fit of P(supports | score)) and the threshold
+are not. For each fold the calibration (a logistic fit of P(supports | features)) and the threshold
 are chosen on the other folds; the threshold is the highest one at which the flagged pairs
 (support below it) are unsupported with precision >= --min-flag-precision on those folds. The
 held-out fold then reports:
@@ -12,10 +12,10 @@ held-out fold then reports:
 - evidence selection: how often the best-scored sentence, among the sentences of the claim's
   evidence abstracts and of four random abstracts, is a gold rationale.
 
-Scorers: ``cosine`` (the packaged all-MiniLM-L6-v2, the product's ``EmbeddingSupport``) and
-``verifier`` (a cross-encoder trained per fold on the other folds' pairs, as ``train_verifier``
-would). The last lines give the calibration and threshold fitted on all claims, the values the
-product's settings take.
+Scorers: ``cosine`` (the product's ``EmbeddingSupport``: the packaged all-MiniLM-L6-v2's cosine
+similarity and the claim's word overlap with the sentence) and ``verifier`` (a cross-encoder
+trained per fold on the other folds' pairs from the packaged MiniLM encoder). The last lines
+give the calibration and threshold fitted on all claims: the values the product's defaults take.
 
     python -m bench.support                       # cosine, 5 folds, SciFact train claims
     python -m bench.support --scorer verifier --verifier-epochs 1
@@ -36,8 +36,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench import beir, report
+from rag.core.grounding import word_overlap
 from rag.training.claims import KINDS, Claim, SupportPair, corpus_sentences, folds, load_claims, support_pairs
 
+# The features of each pair, one row per pair.
 Scores = Callable[[Sequence[tuple[str, str]]], NDArray[np.float32]]
 FLAG_KINDS = ("support", "contradict", "random")
 
@@ -58,8 +60,10 @@ def cosine_scorer() -> Scores:
         )
         a = vectors[[row[c] for c, _ in pairs]]
         b = vectors[[row[s] for _, s in pairs]]
-        cosine: NDArray[np.float32] = np.einsum("ij,ij->i", a, b).astype(np.float32)
-        return cosine
+        cosine = np.einsum("ij,ij->i", a, b).astype(np.float32)
+        overlap = np.array([word_overlap(c, s) for c, s in pairs], dtype=np.float32)
+        features: NDArray[np.float32] = np.column_stack([cosine, overlap])
+        return features
 
     return score
 
@@ -83,22 +87,29 @@ def verifier_scorer(train: Sequence[SupportPair], out_dir: Path, epochs: int) ->
 
     def score(pairs: Sequence[tuple[str, str]]) -> NDArray[np.float32]:
         out = model.predict(list(pairs), batch_size=64, show_progress_bar=False, convert_to_numpy=True)
-        scores: NDArray[np.float32] = np.asarray(out, dtype=np.float32)
+        scores: NDArray[np.float32] = np.asarray(out, dtype=np.float32).reshape(-1, 1)
         return scores
 
     return score
 
 
-def calibrate(raw: NDArray[np.float32], labels: NDArray[np.float32]) -> tuple[float, float]:
-    """(slope, intercept) of the logistic fit of the label on the raw score."""
+def calibrate(features: NDArray[np.float32], labels: NDArray[np.float32]) -> tuple[list[float], float]:
+    """(weights, intercept) of the logistic fit of the label on the features."""
     from sklearn.linear_model import LogisticRegression
 
-    fit = LogisticRegression(C=100.0).fit(raw.reshape(-1, 1), labels.astype(int))
-    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    fit = LogisticRegression(C=100.0).fit(features, labels.astype(int))
+    return [float(w) for w in fit.coef_[0]], float(fit.intercept_[0])
 
 
-def probability(raw: NDArray[np.float32], slope: float, intercept: float) -> NDArray[np.float32]:
-    return np.asarray(1.0 / (1.0 + np.exp(-(slope * raw + intercept))), dtype=np.float32)
+def probability(
+    features: NDArray[np.float32], weights: Sequence[float], intercept: float
+) -> NDArray[np.float32]:
+    logit = features @ np.asarray(weights, dtype=np.float32) + intercept
+    return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float32)
+
+
+def calibrated(score: Scores, weights: Sequence[float], intercept: float) -> Scores:
+    return lambda pairs: probability(score(pairs), weights, intercept)
 
 
 def flag_measures(
@@ -126,7 +137,7 @@ def choose_threshold(
     return best
 
 
-def selection(claims: Sequence[Claim], corpus: dict[str, list[str]], score: Scores, seed: int) -> float:
+def selection(claims: Sequence[Claim], corpus: dict[str, list[str]], rank: Scores, seed: int) -> float:
     rng = random.Random(seed)
     doc_ids = sorted(corpus)
     hits = 0
@@ -134,7 +145,7 @@ def selection(claims: Sequence[Claim], corpus: dict[str, list[str]], score: Scor
         gold = {s for rationale in claim.evidence for s in rationale.sentences}
         docs = sorted({rationale.doc_id for rationale in claim.evidence}) + rng.sample(doc_ids, 4)
         candidates = [s for d in docs for s in corpus.get(d, [])]
-        scores = score([(claim.claim, s) for s in candidates])
+        scores = rank([(claim.claim, s) for s in candidates])
         hits += candidates[int(np.argmax(scores))] in gold
     return hits / max(1, len(claims))
 
@@ -180,11 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             train_pairs, args.work_dir / f"verifier-fold{k}", args.verifier_epochs
         )
         fit_pairs, fit_labels = arrays(train_pairs, KINDS)
-        slope, intercept = calibrate(score([(p.claim, p.sentence) for p in fit_pairs]), fit_labels)
+        weights, intercept = calibrate(score([(p.claim, p.sentence) for p in fit_pairs]), fit_labels)
         flag_pairs, flag_labels = arrays(train_pairs, FLAG_KINDS)
-        fit_support = probability(score([(p.claim, p.sentence) for p in flag_pairs]), slope, intercept)
+        fit_support = probability(score([(p.claim, p.sentence) for p in flag_pairs]), weights, intercept)
         threshold = choose_threshold(fit_support, flag_labels, args.min_flag_precision)
-        test_support = probability(score([(p.claim, p.sentence) for p in test_pairs]), slope, intercept)
+        test_support = probability(score([(p.claim, p.sentence) for p in test_pairs]), weights, intercept)
         kinds = np.array([p.kind for p in test_pairs])
         mask = np.isin(kinds, FLAG_KINDS)
         labels = np.array([p.label for p in test_pairs], dtype=np.float32)
@@ -192,12 +203,12 @@ def main(argv: list[str] | None = None) -> int:
             "fold": k,
             "claims": len(test),
             "pairs": len(test_pairs),
-            "slope": slope,
+            "weights": weights,
             "intercept": intercept,
             "threshold": threshold,
             **flag_measures(test_support[mask], labels[mask], threshold),
             **{f"flagged_{kind}": float((test_support[kinds == kind] < threshold).mean()) for kind in KINDS},
-            "selection_top1": selection(test, corpus, score, args.seed + k),
+            "selection_top1": selection(test, corpus, calibrated(score, weights, intercept), args.seed + k),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -230,13 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.scorer == "cosine" and args.only_fold is None:
         all_pairs = support_pairs(claims, corpus, seed=args.seed)
         fit_pairs, fit_labels = arrays(all_pairs, KINDS)
-        slope, intercept = calibrate(cosine([(p.claim, p.sentence) for p in fit_pairs]), fit_labels)  # type: ignore[misc]
+        weights, intercept = calibrate(cosine([(p.claim, p.sentence) for p in fit_pairs]), fit_labels)  # type: ignore[misc]
         flag_pairs, flag_labels = arrays(all_pairs, FLAG_KINDS)
-        support = probability(cosine([(p.claim, p.sentence) for p in flag_pairs]), slope, intercept)  # type: ignore[misc]
+        support = probability(cosine([(p.claim, p.sentence) for p in flag_pairs]), weights, intercept)  # type: ignore[misc]
         threshold = choose_threshold(support, flag_labels, args.min_flag_precision)
         lines += [
             "",
-            f"On all claims: slope {slope:.3f}, intercept {intercept:.3f}, threshold {threshold:.3f}",
+            f"On all claims: weights {', '.join(f'{w:.3f}' for w in weights)} (cosine, overlap), "
+            f"intercept {intercept:.3f}, threshold {threshold:.3f}",
         ]
     lines.append(f"\n{time.monotonic() - began:.0f} s")
     text = "\n".join(lines)

@@ -33,6 +33,12 @@ _MARKER = re.compile(r"\s*\[\d{1,3}\]")
 # break. Decimals ("3.5") and abbreviations followed by a lower-case word do not end one.
 _END = re.compile(r"[.!?](?:\s*\[\d{1,3}\])*[\"')\]]*(?=\s+[A-Z0-9\"'(\[]|\s*$)|\n+")
 _WORD = re.compile(r"[A-Za-z0-9]")
+_WORDS = re.compile(r"[a-z0-9]+")
+# Words that carry no claim of their own, left out of word overlap.
+_STOP = frozenset(
+    "a an and are as at be by for from has have in is it its of on or that the their this to was "
+    "were with which who what when how why does do not no can may".split()
+)
 # How many quoted sentences an extractive answer gives.
 EXTRACTIVE_SENTENCES = 2
 
@@ -120,6 +126,14 @@ def sentence_spans(text: str) -> list[Span]:
         elif e > s and trimmed:  # a lone marker ("... bones. [2]") belongs to the sentence before
             trimmed[-1] = Span(trimmed[-1].start, e)
     return trimmed
+
+
+def word_overlap(claim: str, premise: str) -> float:
+    """The share of the claim's content words that the premise holds (0 for a claim without any)."""
+    claim_words = {w for w in _WORDS.findall(claim.lower()) if w not in _STOP}
+    if not claim_words:
+        return 0.0
+    return len(claim_words & set(_WORDS.findall(premise.lower()))) / len(claim_words)
 
 
 def claim_text(sentence: str) -> str:

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from rag.core.grounding import word_overlap
 from rag.core.ports import Priority, QueryModels
 
-# Logistic fit of P(supports | cosine) on SciFact train claims (SUPPORT rationales against
-# CONTRADICT rationales, other sentences of the same abstracts and random sentences), with
-# all-MiniLM-L6-v2: see `python -m bench.grounding calibrate`.
-COSINE_SLOPE = 9.0
-COSINE_INTERCEPT = -4.0
+# Logistic fit of P(supports | cosine, overlap) on SciFact train claims (SUPPORT rationales
+# against CONTRADICT rationales, other sentences of the same abstracts and random sentences),
+# with all-MiniLM-L6-v2: `python -m bench.support`.
+COSINE_WEIGHT = 4.3
+OVERLAP_WEIGHT = 0.9
+INTERCEPT = -3.44
 
 
 def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -29,10 +31,15 @@ class EmbeddingSupport:
     """Support as calibrated embedding similarity (one embedder call per grading)."""
 
     def __init__(
-        self, models: QueryModels, *, slope: float = COSINE_SLOPE, intercept: float = COSINE_INTERCEPT
+        self,
+        models: QueryModels,
+        *,
+        cosine_weight: float = COSINE_WEIGHT,
+        overlap_weight: float = OVERLAP_WEIGHT,
+        intercept: float = INTERCEPT,
     ) -> None:
         self.models = models
-        self.slope = slope
+        self.weights = (cosine_weight, overlap_weight)
         self.intercept = intercept
 
     @property
@@ -50,4 +57,5 @@ class EmbeddingSupport:
         claims = vectors[[row[claim] for claim, _ in pairs]]
         premises = vectors[[row[premise] for _, premise in pairs]]
         cosine = np.einsum("ij,ij->i", claims, premises).astype(np.float32)
-        return _sigmoid(self.slope * cosine + self.intercept)
+        overlap = np.array([word_overlap(claim, premise) for claim, premise in pairs], dtype=np.float32)
+        return _sigmoid(self.weights[0] * cosine + self.weights[1] * overlap + self.intercept)
