@@ -36,8 +36,47 @@ _WORD = re.compile(r"[A-Za-z0-9]")
 _WORDS = re.compile(r"[a-z0-9]+")
 # Words that carry no claim of their own, left out of word overlap.
 _STOP = frozenset(
-    "a an and are as at be by for from has have in is it its of on or that the their this to was "
-    "were with which who what when how why does do not no can may".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "their",
+        "this",
+        "to",
+        "was",
+        "were",
+        "with",
+        "which",
+        "who",
+        "what",
+        "when",
+        "how",
+        "why",
+        "does",
+        "do",
+        "not",
+        "no",
+        "can",
+        "may",
+    ]
 )
 # How many quoted sentences an extractive answer gives.
 EXTRACTIVE_SENTENCES = 2

@@ -102,6 +102,8 @@ def test_claim_text_drops_markers() -> None:
 
 
 def test_word_overlap_counts_the_claims_content_words_found_in_the_premise() -> None:
-    assert g.word_overlap("The statins lower cholesterol", "Cholesterol fell with statins.") == pytest.approx(2 / 3)
+    assert g.word_overlap("The statins lower cholesterol", "Cholesterol fell with statins.") == pytest.approx(
+        2 / 3
+    )
     assert g.word_overlap("the of and", "anything") == 0.0
     assert g.word_overlap("Coffee", "Tea is drunk.") == 0.0
