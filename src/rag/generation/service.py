@@ -168,7 +168,7 @@ class GenerationService:
             for sentence in await self.grounder.grade(raw, rest, candidates, timeout=timeout):
                 graded.append(sentence)
                 if sentence.supported:
-                    yield Token(sentence.text)
+                    yield Token(sentence.text + " ")
             answer = raw
         else:
             answer = raw.strip()

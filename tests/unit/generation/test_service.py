@@ -204,3 +204,14 @@ def test_quotes_only_answers_without_the_generator() -> None:
     assert isinstance(final, Final) and final.grounding is not None and final.grounding.extractive
     assert final.answer == token.text and final.completion_tokens == 0
     assert search.models.prompts == []
+
+
+def test_strict_streams_exactly_the_final_answer() -> None:
+    search = Search()
+    solar(search)
+    search.models.answer = ["They last for decades [1].", " They need little care [1]."]
+    table = dict(SUPPORTED) | {("They need little care.", "They need little care."): 0.9}
+    *tokens, final = ask(search, strict=True, support=FakeSupport(table))
+    streamed = "".join(t.text for t in tokens if isinstance(t, Token))
+    assert isinstance(final, Final) and final.grounding is not None and not final.grounding.extractive
+    assert streamed.strip() == final.answer == "They last for decades [1]. They need little care [1]."
