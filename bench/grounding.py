@@ -32,6 +32,7 @@ Claims without a gold rationale are skipped unless ``--all-claims`` (then they c
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import sys
@@ -223,9 +224,14 @@ def ask(
             seconds = time.perf_counter() - began
             break
         except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or attempt == 4:
+            if attempt == 4:
                 raise
-            time.sleep(0.5 * (attempt + 1))
+            if exc.code() == grpc.StatusCode.UNAUTHENTICATED:  # the access token expired mid-run
+                client.refresh()
+            elif exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                time.sleep(0.5 * (attempt + 1))
+            else:
+                raise
     return Answer(
         claim,
         grounding.answer if grounding is not None else "".join(tokens),
@@ -279,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 if n % 25 == 0:
                     print(f"  {row}: {n}/{len(claims)} claims", flush=True)
             metrics[row] = row_metrics(answers)
+            print(f"  {row}: {json.dumps(metrics[row], default=str)}", flush=True)
     title = (
         f"Grounding: {len(claims)} claims of {claims_path.name}, top_k {args.top_k}, up to"
         f" {args.max_tokens} tokens; {report.load_now()}"
