@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -213,30 +213,19 @@ def grade(
     return graded
 
 
+def _laid_out(sentences: Sequence[GradedSentence]) -> tuple[str, list[GradedSentence]]:
+    """``sentences`` joined by single spaces, each span renumbered into the joined text."""
+    laid: list[GradedSentence] = []
+    offset = 0
+    for sentence in sentences:
+        laid.append(replace(sentence, start=offset, end=offset + len(sentence.text)))
+        offset += len(sentence.text) + 1
+    return " ".join(s.text for s in sentences), laid
+
+
 def keep_supported(graded: Sequence[GradedSentence]) -> tuple[str, list[GradedSentence]]:
     """The answer rebuilt from the supported sentences only, spans renumbered into it."""
-    parts: list[str] = []
-    kept: list[GradedSentence] = []
-    offset = 0
-    for sentence in graded:
-        if not sentence.supported:
-            continue
-        if parts:
-            parts.append(" ")
-            offset += 1
-        parts.append(sentence.text)
-        kept.append(
-            GradedSentence(
-                sentence.text,
-                offset,
-                offset + len(sentence.text),
-                sentence.support,
-                True,
-                sentence.evidence,
-            )
-        )
-        offset += len(sentence.text)
-    return "".join(parts), kept
+    return _laid_out([s for s in graded if s.supported])
 
 
 def extractive(
@@ -244,19 +233,10 @@ def extractive(
 ) -> tuple[str, list[GradedSentence]]:
     """The ``count`` candidates most relevant to the question (``relevance[j]`` for candidate
     ``j``), quoted verbatim in source order, each with its citation marker."""
-    if not candidates:
-        return "", []
-    best = sorted(np.argsort(-relevance, kind="stable")[:count].tolist())
-    parts: list[str] = []
-    graded: list[GradedSentence] = []
-    offset = 0
+    best = sorted(np.argsort(-relevance, kind="stable")[:count].tolist()) if candidates else []
+    quoted = []
     for j in best:
         chosen = candidates[j]
         text = f'"{chosen.text}" [{chosen.source.number}]'
-        if parts:
-            parts.append(" ")
-            offset += 1
-        parts.append(text)
-        graded.append(GradedSentence(text, offset, offset + len(text), 1.0, True, chosen.citation(1.0)))
-        offset += len(text)
-    return "".join(parts), graded
+        quoted.append(GradedSentence(text, 0, len(text), 1.0, True, chosen.citation(1.0)))
+    return _laid_out(quoted)

@@ -13,7 +13,6 @@ import numpy as np
 
 from rag.core import grounding as g
 from rag.core.ports import SupportScorer
-from rag.core.prompts import Source
 
 
 @dataclass(frozen=True)
@@ -70,20 +69,6 @@ class Grounder:
             text, kept = g.keep_supported(graded)
             return self._grounding(text, kept, extractive=False, dropped=len(graded) - len(kept))
         return self._grounding(answer, list(graded), extractive=False, dropped=0)
-
-    async def ground(
-        self,
-        question: str,
-        answer: str,
-        sources: Sequence[Source],
-        *,
-        strict: bool,
-        timeout: float | None = None,
-    ) -> g.Grounding:
-        """Grade the whole ``answer`` and finish it (the non-streaming path)."""
-        candidates = g.evidence(sources)
-        graded = await self.grade(answer, g.sentence_spans(answer), candidates, timeout=timeout)
-        return await self.finish(question, answer, graded, candidates, strict=strict, timeout=timeout)
 
     def unanswered(self, answer: str) -> g.Grounding:
         """The grounding of an answer that makes no claim (nothing relevant was retrieved)."""
